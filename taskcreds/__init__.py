@@ -1,0 +1,69 @@
+"""taskcreds: the task role's credentials inside ECS tasks and EKS pods, and an uploader bound to
+the app's own bucket.
+
+``import taskcreds`` does not import boto3; :func:`session` imports it when first called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from taskcreds._version import __version__
+from taskcreds.credentials import Credentials
+from taskcreds.endpoint import Endpoint, TokenSource, resolve_endpoint
+from taskcreds.errors import (
+    AccessDeniedError,
+    ConfigError,
+    CredentialsExpiredError,
+    EndpointError,
+    EndpointHTTPError,
+    EndpointUnreachableError,
+    KeyOutsidePrefixError,
+    MalformedResponseError,
+    NotInContainerError,
+    ObjectExistsError,
+    TaskCredsError,
+    ThrottledError,
+    TokenError,
+    UnsupportedHostError,
+    UploadError,
+)
+from taskcreds.provider import CredentialProvider, get_credentials
+
+if TYPE_CHECKING:
+    import boto3
+
+__all__ = [
+    "AccessDeniedError",
+    "ConfigError",
+    "CredentialProvider",
+    "Credentials",
+    "CredentialsExpiredError",
+    "Endpoint",
+    "EndpointError",
+    "EndpointHTTPError",
+    "EndpointUnreachableError",
+    "KeyOutsidePrefixError",
+    "MalformedResponseError",
+    "NotInContainerError",
+    "ObjectExistsError",
+    "TaskCredsError",
+    "ThrottledError",
+    "TokenError",
+    "TokenSource",
+    "UnsupportedHostError",
+    "UploadError",
+    "__version__",
+    "get_credentials",
+    "resolve_endpoint",
+    "session",
+]
+
+
+def session(
+    *, provider: CredentialProvider | None = None, region_name: str | None = None, **kwargs: Any
+) -> boto3.Session:
+    """A ``boto3.Session`` signing with the task role's credentials (see :mod:`taskcreds.boto`)."""
+    from taskcreds.boto import session as _session
+
+    return _session(provider=provider, region_name=region_name, **kwargs)
