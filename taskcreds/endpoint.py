@@ -275,6 +275,8 @@ def _parse_full_uri(url: str) -> tuple[str, str]:
     host = parts.hostname or ""
     if not host:
         raise ConfigError(f"{env.FULL_URI} has no host")
+    if "%" in host:
+        raise _unsupported(host, frozenset(), "has an IPv6 zone id or an escaped character")
     # The URL must mean the same host to the parser that will send the request.
     other = urllib3.util.parse_url(url)
     if _normal_host(other.host or "") != _normal_host(host) or other.port != port:

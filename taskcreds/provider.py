@@ -271,8 +271,11 @@ class CredentialProvider:
         return cached.credentials
 
     def _fetch_and_install(self) -> Credentials:
-        """Fetch and install a set. Call with the lock held."""
-        self._attempts += 1
+        """Fetch and install a set. Call with the lock held.
+
+        ``_attempts`` counts *finished* attempts: a caller that starts waiting while one is in
+        flight sees the count change when it ends, and shares its outcome instead of asking again.
+        """
         try:
             credentials = self._fetcher.fetch(self._endpoint).credentials
             self._install(credentials)
@@ -280,7 +283,10 @@ class CredentialProvider:
             self._last_error = exc
             self._back_off()
             raise
-        self._last_error = None
+        else:
+            self._last_error = None
+        finally:
+            self._attempts += 1
         return credentials
 
     def _install(self, credentials: Credentials) -> None:

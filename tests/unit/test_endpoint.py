@@ -1,0 +1,297 @@
+"""Endpoint resolution: the FULL_URI allowlist, RELATIVE_URI, and token sources. No network."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from taskcreds import (
+    ConfigError,
+    NotInContainerError,
+    TokenError,
+    UnsupportedHostError,
+    resolve_endpoint,
+)
+from taskcreds.endpoint import redact_url
+
+FULL = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+RELATIVE = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"
+
+# What the fake resolver answers; tests never send a DNS query.
+NAMES: dict[str, list[str]] = {
+    "localhost": ["127.0.0.1", "::1"],
+    "loopback-only.test": ["127.0.0.5"],
+    "mixed.test": ["127.0.0.1", "10.0.0.1"],
+    "public.test": ["93.184.216.34"],
+    "imds-alias.test": ["169.254.169.254"],
+    "ecs-alias.test": ["169.254.170.2"],
+    "eks-v6-alias.test": ["fd00:ec2::23"],
+    "mapped.test": ["::ffff:127.0.0.1"],
+    "host.docker.internal": ["192.168.65.254"],
+    "credentials-sidecar": ["172.18.0.4"],
+    "sneaky-optin.test": ["169.254.169.254"],
+}
+
+
+def fake_resolver(host: str) -> Sequence[str]:
+    if host in NAMES:
+        return NAMES[host]
+    raise OSError(f"unknown host {host}")
+
+
+ALLOWED = [
+    "http://127.0.0.1/creds",
+    "http://127.0.0.1:51679/creds",
+    "http://127.1.2.3:8080/v1/credentials",
+    "http://[::1]:51679/creds",
+    "http://[::1]/creds",
+    "http://169.254.170.2/v2/credentials/abc",
+    "http://169.254.170.23/v1/credentials",
+    "http://[fd00:ec2::23]/v1/credentials",
+    "http://[FD00:EC2::23]:80/v1/credentials",
+    "http://localhost:51679/creds",
+    "http://LOCALHOST/creds",
+    "http://loopback-only.test/creds",
+    "http://ecs-alias.test/creds",
+    "http://eks-v6-alias.test/creds",
+    "http://mapped.test/creds",
+    "http://[::ffff:127.0.0.1]/creds",
+    "HTTP://127.0.0.1/creds",
+    "https://credentials.example.com/creds",
+    "https://10.0.0.1/creds",
+    "https://anything.test:8443/x?y=z",
+]
+
+REJECTED = [
+    ("http://169.254.169.254/latest/meta-data/", UnsupportedHostError),
+    ("http://[fd00:ec2::254]/latest", UnsupportedHostError),
+    ("https://169.254.169.254/creds", UnsupportedHostError),
+    ("http://10.0.0.1/creds", UnsupportedHostError),
+    ("http://192.168.1.1/creds", UnsupportedHostError),
+    ("http://0.0.0.0/creds", UnsupportedHostError),
+    ("http://public.test/creds", UnsupportedHostError),
+    ("http://mixed.test/creds", UnsupportedHostError),
+    ("http://imds-alias.test/creds", UnsupportedHostError),
+    ("http://no-such-host.test/creds", UnsupportedHostError),
+    ("http://2852039166/", UnsupportedHostError),  # decimal 169.254.169.254
+    ("http://2130706433/", UnsupportedHostError),  # decimal 127.0.0.1: ambiguous, refused
+    ("http://0xa9fea9fe/", UnsupportedHostError),  # hex
+    ("http://0xA9.0xFE.0xA9.0xFE/", UnsupportedHostError),
+    ("http://0251.0376.0251.0376/", UnsupportedHostError),  # octal
+    ("http://0177.0.0.1/", UnsupportedHostError),  # octal loopback: still not canonical
+    ("http://127.1/", UnsupportedHostError),  # short form
+    ("http://169.254.43518/", UnsupportedHostError),  # 169.254.169.254 in two parts
+    ("http://[::ffff:169.254.169.254]/", UnsupportedHostError),  # IPv4-mapped IPv6
+    ("http://[::ffff:a9fe:a9fe]/", UnsupportedHostError),
+    ("http://[::ffff:10.0.0.1]/", UnsupportedHostError),
+    ("http://[fe80::1%25eth0]/", UnsupportedHostError),  # zone id
+    ("http://[2001:db8::1]/", UnsupportedHostError),
+    ("http://host.docker.internal/creds", UnsupportedHostError),  # not opted in
+    ("http://user:pass@127.0.0.1/creds", ConfigError),
+    ("http://127.0.0.1@169.254.169.254/", ConfigError),
+    ("http://@127.0.0.1/creds", ConfigError),
+    ("ftp://127.0.0.1/creds", ConfigError),
+    ("file:///etc/passwd", ConfigError),
+    ("gopher://127.0.0.1/", ConfigError),
+    ("127.0.0.1/creds", ConfigError),
+    ("http:///creds", ConfigError),
+    ("http://127.0.0.1:99999/creds", ConfigError),
+    ("http://127.0.0.1:port/creds", ConfigError),
+    ("http://127.0.0.1\\@evil.test/", ConfigError),
+    ("http://127.0.0.1/cr eds", ConfigError),
+    ("http://127.0.0.1/creds\r\nX-Injected: 1", ConfigError),
+]
+
+
+@pytest.mark.parametrize("url", ALLOWED)
+def test_full_uri_allowed(url: str) -> None:
+    endpoint = resolve_endpoint({FULL: url}, resolver=fake_resolver)
+    assert endpoint.url == url
+    assert endpoint.kind == "full"
+
+
+@pytest.mark.parametrize(("url", "error"), REJECTED)
+def test_full_uri_rejected(url: str, error: type[Exception]) -> None:
+    with pytest.raises(error) as info:
+        resolve_endpoint({FULL: url}, resolver=fake_resolver)
+    assert isinstance(info.value, ConfigError)
+    assert isinstance(info.value, ValueError)
+
+
+def test_table_is_large_enough() -> None:
+    assert len(ALLOWED) + len(REJECTED) >= 40
+
+
+def test_unsupported_host_names_host_and_allowed_list() -> None:
+    with pytest.raises(UnsupportedHostError) as info:
+        resolve_endpoint({FULL: "http://10.0.0.1/creds"}, resolver=fake_resolver)
+    assert info.value.host == "10.0.0.1"
+    assert "169.254.170.2" in info.value.allowed
+    assert "10.0.0.1" in str(info.value)
+    assert "TASKCREDS_ALLOWED_HOSTS" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://host.docker.internal/creds", "http://credentials-sidecar:8080/creds"]
+)
+def test_opt_in_hosts_by_argument(url: str) -> None:
+    endpoint = resolve_endpoint(
+        {FULL: url},
+        allowed_hosts=["host.docker.internal", "credentials-sidecar"],
+        resolver=fake_resolver,
+    )
+    assert endpoint.url == url
+
+
+def test_opt_in_hosts_by_variable() -> None:
+    environ = {
+        FULL: "http://credentials-sidecar:8080/creds",
+        "TASKCREDS_ALLOWED_HOSTS": " host.docker.internal , Credentials-Sidecar ",
+    }
+    assert resolve_endpoint(environ, resolver=fake_resolver).url.endswith("/creds")
+
+
+def test_opt_in_address() -> None:
+    environ = {FULL: "http://10.0.0.1/creds", "TASKCREDS_ALLOWED_HOSTS": "10.0.0.1"}
+    assert resolve_endpoint(environ, resolver=fake_resolver).url == "http://10.0.0.1/creds"
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/", "http://sneaky-optin.test/"])
+def test_opt_in_never_allows_instance_metadata(url: str) -> None:
+    with pytest.raises(UnsupportedHostError):
+        resolve_endpoint(
+            {FULL: url},
+            allowed_hosts=["169.254.169.254", "sneaky-optin.test"],
+            resolver=fake_resolver,
+        )
+
+
+def test_relative_uri_joins_ecs_address() -> None:
+    endpoint = resolve_endpoint({RELATIVE: "/v2/credentials/abc-123"}, resolver=fake_resolver)
+    assert endpoint.url == "http://169.254.170.2/v2/credentials/abc-123"
+    assert endpoint.kind == "relative"
+    assert endpoint.variable == RELATIVE
+    assert endpoint.warnings == ()
+
+
+def test_relative_wins_over_full_with_warning(caplog: pytest.LogCaptureFixture) -> None:
+    environ = {RELATIVE: "/v2/credentials/x", FULL: "http://127.0.0.1/creds"}
+    endpoint = resolve_endpoint(environ, resolver=fake_resolver)
+    assert endpoint.kind == "relative"
+    assert "both" in endpoint.warnings[0]
+    assert "both" in caplog.text
+
+
+@pytest.mark.parametrize("relative", ["@evil.test/creds", "v2/credentials/x", "/v2/cred entials"])
+def test_relative_uri_must_be_a_path(relative: str) -> None:
+    # "http://169.254.170.2" + "@evil.test/creds" would send the request to evil.test.
+    with pytest.raises(ConfigError):
+        resolve_endpoint({RELATIVE: relative}, resolver=fake_resolver)
+
+
+@pytest.mark.parametrize("environ", [{}, {RELATIVE: "", FULL: ""}, {"AWS_REGION": "us-east-1"}])
+def test_not_in_container(environ: dict[str, str]) -> None:
+    with pytest.raises(NotInContainerError) as info:
+        resolve_endpoint(environ, resolver=fake_resolver)
+    assert info.value.hint is not None
+    assert "taskRoleArn" in info.value.hint
+
+
+def test_environ_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FULL, "http://127.0.0.1:9/creds")
+    monkeypatch.delenv(RELATIVE, raising=False)
+    assert resolve_endpoint(resolver=fake_resolver).url == "http://127.0.0.1:9/creds"
+
+
+def test_token_file_beats_token_and_is_reread(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("first-token\n")
+    environ = {
+        FULL: "http://169.254.170.23/v1/credentials",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(token_file),
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN": "plain-token",
+    }
+    endpoint = resolve_endpoint(environ, resolver=fake_resolver)
+    assert endpoint.token_source is not None
+    assert endpoint.token_source.kind == "file"
+    assert endpoint.authorization() == "first-token"
+    token_file.write_text("rotated-token")
+    assert endpoint.authorization() == "rotated-token"
+    assert "first-token" not in repr(endpoint)
+    assert "plain-token" not in repr(endpoint)
+
+
+def test_plain_token() -> None:
+    environ = {FULL: "http://127.0.0.1/creds", "AWS_CONTAINER_AUTHORIZATION_TOKEN": "s3cr3t"}
+    endpoint = resolve_endpoint(environ, resolver=fake_resolver)
+    assert endpoint.authorization() == "s3cr3t"
+    assert "s3cr3t" not in repr(endpoint)
+    assert str(endpoint.token_source) == "variable AWS_CONTAINER_AUTHORIZATION_TOKEN"
+
+
+def test_no_token() -> None:
+    endpoint = resolve_endpoint({FULL: "http://127.0.0.1/creds"}, resolver=fake_resolver)
+    assert endpoint.token_source is None
+    assert endpoint.authorization() is None
+
+
+@pytest.mark.parametrize("token", ["a\r\nX-Evil: 1", "a\nb", "a\rb"])
+def test_plain_token_with_line_break(token: str) -> None:
+    environ = {FULL: "http://127.0.0.1/creds", "AWS_CONTAINER_AUTHORIZATION_TOKEN": token}
+    with pytest.raises(TokenError) as info:
+        resolve_endpoint(environ, resolver=fake_resolver)
+    assert token not in str(info.value)
+
+
+@pytest.mark.parametrize("content", ["a\nb\n", "line\r\n\n", "x\n\n", "\n"])
+def test_token_file_with_inner_line_break(tmp_path: Path, content: str) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(content, newline="")
+    environ = {
+        FULL: "http://127.0.0.1/creds",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(token_file),
+    }
+    endpoint = resolve_endpoint(environ, resolver=fake_resolver)
+    with pytest.raises(TokenError):
+        endpoint.authorization()
+
+
+def test_token_file_crlf_ending_tolerated(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_bytes(b"tok\r\n")
+    environ = {
+        FULL: "http://127.0.0.1/c",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(token_file),
+    }
+    assert resolve_endpoint(environ, resolver=fake_resolver).authorization() == "tok"
+
+
+def test_missing_token_file_names_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    environ = {FULL: "http://127.0.0.1/c", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(missing)}
+    endpoint = resolve_endpoint(environ, resolver=fake_resolver)
+    with pytest.raises(TokenError) as info:
+        endpoint.authorization()
+    assert str(missing) in str(info.value)
+    assert info.value.source == str(missing)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "http://169.254.170.2/v2/credentials/0f1e2d3c-aaaa-bbbb-cccc-1234567890ab",
+            "http://169.254.170.2/v2/credentials/…90ab",
+        ),
+        (
+            "http://169.254.170.2/v1/credentials?id=secret-id",
+            "http://169.254.170.2/v1/credentials?id=…",
+        ),
+        ("http://127.0.0.1:51679/creds", "http://127.0.0.1:51679/creds"),
+        ("http://169.254.170.23/v1/credentials", "http://169.254.170.23/v1/credentials"),
+    ],
+)
+def test_display_url_hides_credentials_id(url: str, shown: str) -> None:
+    assert redact_url(url) == shown

@@ -1,0 +1,432 @@
+"""CredentialProvider: refresh windows, single flight, rotation, prefetch, fork. Injected time."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from taskcreds import CredentialProvider, Credentials, CredentialsExpiredError
+from taskcreds.endpoint import Endpoint
+from taskcreds.errors import EndpointUnreachableError
+from taskcreds.fetch import FetchResult
+from taskcreds.provider import refresh_schedule, retry_delay
+
+ENVIRON = {"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:9/creds"}
+START = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+
+
+class FakeTime:
+    """One source for both the wall clock (aware UTC) and the monotonic clock."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def clock(self) -> datetime:
+        return START + timedelta(seconds=self.offset)
+
+    def monotonic(self) -> float:
+        return 1000.0 + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+class FakeFetcher:
+    """Answers from a script: a Credentials, an exception, or a callable producing either."""
+
+    def __init__(self, fake_time: FakeTime, lifetime: float = 6 * 3600) -> None:
+        self.time = fake_time
+        self.lifetime = lifetime
+        self.calls = 0
+        self.threads: list[str] = []
+        self.failure: Exception | None = None
+        self.gate: threading.Event | None = None
+        self.entered = threading.Event()
+        self.same_set = False
+        self.fail_only_in: str | None = None
+        self._lock = threading.Lock()
+
+    def make(self, n: int) -> Credentials:
+        return Credentials(
+            access_key_id=f"ASIA{n:016d}",
+            secret_access_key=f"secret-{n}",
+            token=f"token-{n}",
+            expiration=self.time.clock() + timedelta(seconds=self.lifetime),
+        )
+
+    def fetch(self, endpoint: Endpoint) -> FetchResult:
+        with self._lock:
+            self.calls += 1
+            n = 1 if self.same_set else self.calls
+            self.threads.append(threading.current_thread().name)
+        self.entered.set()
+        if self.gate is not None:
+            assert self.gate.wait(10)
+        if self.failure is not None and self.fail_only_in in (
+            None,
+            threading.current_thread().name,
+        ):
+            raise self.failure
+        creds = self.make(n)
+        if self.same_set and n == 1 and hasattr(self, "first"):
+            creds = self.first
+        self.first = creds
+        return FetchResult(creds, None, 1, 0.0)
+
+    def reset_after_fork(self) -> None:
+        pass
+
+
+def make_provider(
+    lifetime: float = 6 * 3600, **kwargs: object
+) -> tuple[CredentialProvider, FakeFetcher, FakeTime]:
+    fake_time = FakeTime()
+    fetcher = FakeFetcher(fake_time, lifetime)
+    provider = CredentialProvider(
+        ENVIRON,
+        clock=fake_time.clock,
+        monotonic=fake_time.monotonic,
+        fetcher=fetcher,  # type: ignore[arg-type]
+        jitter=lambda: 0.0,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return provider, fetcher, fake_time
+
+
+FAILURE = EndpointUnreachableError("agent down", url="http://127.0.0.1:9/creds", reason="refused")
+
+
+# -- the schedule, as pure arithmetic -------------------------------------------------------
+
+
+@given(
+    st.floats(0, 48 * 3600), st.floats(0, 1, exclude_max=True), st.floats(0, 1, exclude_max=True)
+)
+def test_schedule_properties(lifetime: float, first: float, second: float) -> None:
+    draws = iter([first, second])
+    schedule = refresh_schedule(lifetime, lambda: next(draws))
+    advisory = min(15 * 60, lifetime / 3)
+    mandatory = min(10 * 60, lifetime / 6)
+    # Jitter only moves points earlier (more seconds before expiry), never later.
+    assert schedule.advisory >= advisory
+    assert schedule.mandatory >= mandatory
+    # The advisory point never comes after the mandatory one, and both lie inside the lifetime.
+    assert schedule.advisory >= schedule.mandatory
+    assert schedule.advisory <= lifetime / 2 + 1e-9
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "advisory", "mandatory"),
+    [(6 * 3600, 900, 600), (3600, 900, 600), (900, 300, 150), (10, 10 / 3, 10 / 6)],
+)
+def test_schedule_without_jitter(lifetime: float, advisory: float, mandatory: float) -> None:
+    schedule = refresh_schedule(lifetime, lambda: 0.0)
+    assert schedule.advisory == pytest.approx(advisory)
+    assert schedule.mandatory == pytest.approx(mandatory)
+
+
+@given(st.floats(-10, 1e7))
+def test_retry_delay_bounds(left: float) -> None:
+    assert 1.0 <= retry_delay(left) <= 60.0
+
+
+# -- windows --------------------------------------------------------------------------------
+
+
+def test_cached_until_advisory_point() -> None:
+    provider, fetcher, fake_time = make_provider()
+    first = provider.get()
+    for _ in range(100):
+        assert provider.get() is first
+    fake_time.advance(6 * 3600 - 15 * 60 - 1)
+    assert provider.get() is first
+    assert fetcher.calls == 1
+    fake_time.advance(2)  # inside the advisory window
+    second = provider.get()
+    assert second is not first
+    assert fetcher.calls == 2
+
+
+def test_advisory_failure_is_swallowed_and_backs_off(caplog: pytest.LogCaptureFixture) -> None:
+    provider, fetcher, fake_time = make_provider()
+    first = provider.get()
+    fake_time.advance(6 * 3600 - 14 * 60)
+    fetcher.failure = FAILURE
+    with caplog.at_level(logging.WARNING, logger="taskcreds"):
+        assert provider.get() is first
+    assert "using the cached set" in caplog.text
+    calls = fetcher.calls
+    for _ in range(50):
+        assert provider.get() is first  # no new fetch per call while backing off
+    assert fetcher.calls == calls
+    fake_time.advance(retry_delay(14 * 60) + 0.1)
+    fetcher.failure = None
+    assert provider.get() is not first
+    assert fetcher.calls == calls + 1
+
+
+def test_mandatory_failure_returns_valid_cached_set_with_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    provider, fetcher, fake_time = make_provider()
+    first = provider.get()
+    fake_time.advance(6 * 3600 - 5 * 60)  # mandatory window: 5 minutes left
+    fetcher.failure = FAILURE
+    with caplog.at_level(logging.WARNING, logger="taskcreds"):
+        assert provider.get() is first
+    assert "expires in 300 s" in caplog.text
+
+
+def test_expired_and_refresh_fails_raises_wrapped() -> None:
+    provider, fetcher, fake_time = make_provider()
+    provider.get()
+    fake_time.advance(6 * 3600 + 1)
+    fetcher.failure = FAILURE
+    with pytest.raises(CredentialsExpiredError) as info:
+        provider.get()
+    assert info.value.__cause__ is FAILURE
+    assert "secret-" not in str(info.value)
+
+
+def test_initial_failure_raises_the_fetch_error() -> None:
+    provider, fetcher, _ = make_provider()
+    fetcher.failure = FAILURE
+    with pytest.raises(EndpointUnreachableError):
+        provider.get()
+
+
+def test_short_lived_sets_are_not_refreshed_on_every_call() -> None:
+    # botocore#2189: a 15-minute set is inside botocore's fixed 15-minute window from the start.
+    provider, fetcher, fake_time = make_provider(lifetime=15 * 60)
+    provider.get()
+    for _ in range(9):
+        fake_time.advance(60)
+        provider.get()
+    assert fetcher.calls == 1  # advisory point is 5 minutes before expiry
+    fake_time.advance(61)
+    provider.get()
+    assert fetcher.calls == 2
+
+
+def test_same_set_again_keeps_its_windows() -> None:
+    # An agent that has not rotated yet answers with the same set; do not ask on every call.
+    provider, fetcher, fake_time = make_provider(lifetime=3600)
+    fetcher.same_set = True
+    provider.get()
+    fake_time.advance(3600 - 14 * 60)
+    provider.get()
+    assert fetcher.calls == 2
+    for _ in range(100):
+        provider.get()
+    assert fetcher.calls == 2
+    fake_time.advance(retry_delay(14 * 60) + 0.1)
+    provider.get()
+    assert fetcher.calls == 3
+
+
+def test_refresh_forces_a_fetch() -> None:
+    provider, fetcher, _ = make_provider()
+    first = provider.get()
+    assert provider.refresh() is not first
+    assert fetcher.calls == 2
+
+
+def test_endpoint_returning_expired_credentials() -> None:
+    provider, fetcher, _ = make_provider(lifetime=-5)
+    with pytest.raises(CredentialsExpiredError, match="clock"):
+        provider.get()
+
+
+def test_hot_path_takes_no_lock() -> None:
+    provider, _, _ = make_provider()
+    first = provider.get()
+    with provider._lock:  # a refresh in progress elsewhere must not stall readers
+        assert provider.get() is first
+
+
+def test_repr_hides_secrets() -> None:
+    provider, _, _ = make_provider()
+    provider.get()
+    assert "secret" not in repr(provider)
+    assert "token-" not in repr(provider)
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+
+def run_threads(
+    count: int, target: Callable[[], object], release: threading.Event | None = None
+) -> list[object]:
+    """Run ``target`` in ``count`` threads at once; ``release`` is set 0.3 s after all started."""
+    results: list[object] = [None] * count
+    action = threading.Timer(0.3, release.set).start if release is not None else None
+    barrier = threading.Barrier(count, action=action)
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = target()
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return results
+
+
+def test_single_flight_initial_fetch_64_threads() -> None:
+    provider, fetcher, _ = make_provider()
+    fetcher.gate = threading.Event()
+    results = run_threads(64, provider.get, release=fetcher.gate)
+    assert fetcher.calls == 1
+    assert len({id(r) for r in results}) == 1
+    assert isinstance(results[0], Credentials)
+
+
+def test_single_flight_shares_failure_64_threads() -> None:
+    provider, fetcher, _ = make_provider()
+    fetcher.gate = threading.Event()
+    fetcher.failure = FAILURE
+    results = run_threads(64, provider.get, release=fetcher.gate)
+    assert fetcher.calls == 1
+    assert all(r is FAILURE for r in results)
+
+
+def test_single_flight_expired_64_threads() -> None:
+    provider, fetcher, fake_time = make_provider()
+    provider.get()
+    fake_time.advance(6 * 3600 + 1)
+    fetcher.gate = threading.Event()
+    results = run_threads(64, provider.get, release=fetcher.gate)
+    assert fetcher.calls == 2
+    assert {r.access_key_id for r in results} == {f"ASIA{2:016d}"}  # type: ignore[union-attr]
+
+
+def test_advisory_window_one_refresher_others_do_not_wait() -> None:
+    provider, fetcher, fake_time = make_provider()
+    first = provider.get()
+    fake_time.advance(6 * 3600 - 14 * 60)
+    fetcher.gate = threading.Event()
+    refresher = threading.Thread(target=provider.get)
+    refresher.start()
+    assert fetcher.entered.wait(5)
+    # While that refresh hangs, 63 others get the cached set at once.
+    results = run_threads(63, provider.get)
+    assert all(r is first for r in results)
+    fetcher.gate.set()
+    refresher.join(5)
+    assert fetcher.calls == 2
+
+
+def test_rotation_never_mixes_sets() -> None:
+    provider, _, _ = make_provider()
+    provider.get()
+    stop = threading.Event()
+    mixed: list[Credentials] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            creds = provider.get()
+            n = creds.secret_access_key.removeprefix("secret-")
+            if creds.token != f"token-{n}" or not creds.access_key_id.endswith(n):
+                mixed.append(creds)
+
+    readers = [threading.Thread(target=reader) for _ in range(8)]
+    for thread in readers:
+        thread.start()
+    for _ in range(300):
+        provider.refresh()
+    stop.set()
+    for thread in readers:
+        thread.join(5)
+    assert mixed == []
+
+
+# -- prefetch (real time, short lifetimes) ----------------------------------------------------
+
+
+class RealTimeFetcher(FakeFetcher):
+    def __init__(self, lifetime: float) -> None:
+        super().__init__(FakeTime(), lifetime)
+        self.second = threading.Event()
+
+    def make(self, n: int) -> Credentials:
+        creds = Credentials(
+            f"ASIA{n:016d}",
+            f"secret-{n}",
+            f"token-{n}",
+            datetime.now(timezone.utc) + timedelta(seconds=self.lifetime),
+        )
+        if n >= 2:
+            self.second.set()
+        return creds
+
+
+def test_prefetch_refreshes_in_background() -> None:
+    fetcher = RealTimeFetcher(lifetime=1.5)  # advisory point 0.5 s before expiry
+    with CredentialProvider(
+        ENVIRON, fetcher=fetcher, prefetch=True, jitter=lambda: 0.0
+    ) as provider:  # type: ignore[arg-type]
+        provider.get()
+        assert fetcher.second.wait(5)
+        assert fetcher.threads[1] == "taskcreds-prefetch"
+        assert provider.get().access_key_id == f"ASIA{2:016d}"
+    assert provider._thread is not None
+    assert not provider._thread.is_alive()
+
+
+def test_prefetch_failure_hands_over_to_callers() -> None:
+    fetcher = RealTimeFetcher(lifetime=1.5)
+    with CredentialProvider(
+        ENVIRON, fetcher=fetcher, prefetch=True, jitter=lambda: 0.0
+    ) as provider:  # type: ignore[arg-type]
+        first = provider.get()
+        fetcher.failure = FAILURE
+        fetcher.fail_only_in = "taskcreds-prefetch"  # the agent fails for the thread only
+        deadline = time.monotonic() + 5
+        current = first
+        while current is first and time.monotonic() < deadline:
+            current = provider.get()  # the caller's own refresh takes over once it is due
+            time.sleep(0.02)
+        assert current is not first
+        assert "taskcreds-prefetch" in fetcher.threads  # the thread tried first, and failed
+        assert "MainThread" in fetcher.threads[1:]  # ...and a caller refreshed itself
+
+
+# -- fork -------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_fork_child_reuses_cache_with_fresh_lock() -> None:
+    provider, fetcher, fake_time = make_provider()
+    first = provider.get()
+    read_end, write_end = os.pipe()
+    with provider._lock:  # held during fork, as by a thread that will not exist in the child
+        pid = os.fork()
+        if pid == 0:  # child
+            try:
+                same = provider.get() is first
+                fake_time.advance(6 * 3600)  # expired: the child must be able to refresh
+                refreshed = provider.get() is not first
+                os.write(write_end, f"{same} {refreshed} {fetcher.calls}".encode())
+            finally:
+                os._exit(0)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    answer = os.read(read_end, 100).decode()
+    os.close(read_end)
+    assert status == 0
+    assert answer == "True True 2"
+    assert fetcher.calls == 1  # the parent's cache was untouched

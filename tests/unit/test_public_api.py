@@ -1,0 +1,85 @@
+"""The public surface is pinned: adding or removing a name is a deliberate change."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import taskcreds
+
+EXPECTED = {
+    "AccessDeniedError",
+    "ConfigError",
+    "CredentialProvider",
+    "Credentials",
+    "CredentialsExpiredError",
+    "Endpoint",
+    "EndpointError",
+    "EndpointHTTPError",
+    "EndpointUnreachableError",
+    "KeyOutsidePrefixError",
+    "MalformedResponseError",
+    "NotInContainerError",
+    "ObjectExistsError",
+    "TaskCredsError",
+    "ThrottledError",
+    "TokenError",
+    "TokenSource",
+    "UnsupportedHostError",
+    "UploadError",
+    "__version__",
+    "get_credentials",
+    "resolve_endpoint",
+    "session",
+}
+
+
+def test_all_is_pinned() -> None:
+    assert set(taskcreds.__all__) == EXPECTED
+    assert len(taskcreds.__all__) == len(set(taskcreds.__all__))
+
+
+def test_every_public_name_exists() -> None:
+    for name in taskcreds.__all__:
+        assert hasattr(taskcreds, name), name
+
+
+def test_error_tree() -> None:
+    t = taskcreds
+    assert issubclass(t.ConfigError, t.TaskCredsError)
+    assert issubclass(t.ConfigError, ValueError)
+    for name in ("NotInContainerError", "UnsupportedHostError", "TokenError"):
+        assert issubclass(getattr(t, name), t.ConfigError)
+    assert issubclass(t.EndpointUnreachableError, t.EndpointError)
+    assert issubclass(t.EndpointHTTPError, t.EndpointError)
+    assert issubclass(t.ThrottledError, t.EndpointHTTPError)
+    for name in (
+        "EndpointError",
+        "MalformedResponseError",
+        "CredentialsExpiredError",
+        "UploadError",
+    ):
+        assert issubclass(getattr(t, name), t.TaskCredsError)
+    for name in ("AccessDeniedError", "ObjectExistsError", "KeyOutsidePrefixError"):
+        assert issubclass(getattr(t, name), t.UploadError)
+    assert issubclass(t.KeyOutsidePrefixError, ValueError)
+
+
+def test_import_does_not_load_boto3() -> None:
+    code = "import sys, taskcreds; print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 's3transfer')))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "[]"
+
+
+def test_importtime_shows_no_boto3() -> None:
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import taskcreds"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()]
+    assert "taskcreds" in imported
+    assert not [name for name in imported if name.split(".")[0] in ("boto3", "botocore")]
