@@ -109,6 +109,13 @@ def _checked_token(token: str, source: TokenSource) -> str:
             source=source.name,
             hint="EKS Pod Identity mounts the token file; check the pod's service account",
         )
+    if token != token.strip() or any(not 0x20 <= ord(ch) <= 0x7E for ch in token):
+        raise TokenError(
+            f"the authorization token from {source} has leading or trailing spaces or characters "
+            "that cannot be sent in an HTTP header",
+            source=source.name,
+            hint="the token must be printable ASCII (EKS tokens are JWTs)",
+        )
     return token
 
 
@@ -237,7 +244,9 @@ def _checked_full_uri(url: str, extra: frozenset[str], resolver: Resolver) -> st
         # TLS authenticates the host, so any host may be named; only the metadata service is barred.
         address = _literal_address(host)
         if address is not None and address in _METADATA_ADDRESSES:
-            raise _unsupported(host, extra, "is the EC2 instance metadata service")
+            raise _unsupported(
+                host, extra, "is the EC2 instance metadata service", can_opt_in=False
+            )
         return url
     address = _literal_address(host)
     if address is not None:
@@ -245,7 +254,12 @@ def _checked_full_uri(url: str, extra: frozenset[str], resolver: Resolver) -> st
             str(address) in extra and address not in _METADATA_ADDRESSES
         ):
             return url
-        raise _unsupported(host, extra, "is not an address container credentials are served from")
+        raise _unsupported(
+            host,
+            extra,
+            "is not an address container credentials are served from",
+            can_opt_in=address not in _METADATA_ADDRESSES,
+        )
     _check_host_name(host, extra, resolver)
     return url
 
@@ -276,7 +290,9 @@ def _parse_full_uri(url: str) -> tuple[str, str]:
     if not host:
         raise ConfigError(f"{env.FULL_URI} has no host")
     if "%" in host:
-        raise _unsupported(host, frozenset(), "has an IPv6 zone id or an escaped character")
+        raise _unsupported(
+            host, frozenset(), "has an IPv6 zone id or an escaped character", can_opt_in=False
+        )
     # The URL must mean the same host to the parser that will send the request.
     other = urllib3.util.parse_url(url)
     if _normal_host(other.host or "") != _normal_host(host) or other.port != port:
@@ -290,9 +306,9 @@ def _literal_address(host: str) -> IPAddress | None:
         try:
             address = ipaddress.IPv6Address(host)
         except ValueError as exc:
-            raise _unsupported(host, frozenset(), "is not a valid IPv6 address") from exc
-        if address.scope_id:
-            raise _unsupported(host, frozenset(), "has an IPv6 zone id")
+            raise _unsupported(
+                host, frozenset(), "is not a valid IPv6 address", can_opt_in=False
+            ) from exc
         return address.ipv4_mapped or address
     labels = host.split(".")
     if all(_numeric_label(label) for label in labels):
@@ -304,7 +320,10 @@ def _literal_address(host: str) -> IPAddress | None:
             address4 = None
         if address4 is None or str(address4) != host:
             raise _unsupported(
-                host, frozenset(), "is a non-canonical numeric address; write it as a dotted quad"
+                host,
+                frozenset(),
+                "is a non-canonical numeric address; write it as a dotted quad",
+                can_opt_in=False,
             )
         return address4
     return None
@@ -331,7 +350,9 @@ def _check_host_name(host: str, extra: frozenset[str], resolver: Resolver) -> No
             return  # opted into by name; an unresolvable name fails later, at connect
         raise _unsupported(host, extra, f"could not be resolved to check it ({exc})") from exc
     if any(address in _METADATA_ADDRESSES for address in addresses):
-        raise _unsupported(host, extra, "resolves to the EC2 instance metadata service")
+        raise _unsupported(
+            host, extra, "resolves to the EC2 instance metadata service", can_opt_in=False
+        )
     if host in extra:
         return
     if not addresses:
@@ -348,13 +369,20 @@ def _parse_resolved(text: str) -> IPAddress:
     return address
 
 
-def _unsupported(host: str, extra: frozenset[str], why: str) -> UnsupportedHostError:
+def _unsupported(
+    host: str, extra: frozenset[str], why: str, *, can_opt_in: bool = True
+) -> UnsupportedHostError:
     allowed = (*_BUILTIN_ALLOWED, *sorted(extra))
+    if can_opt_in:
+        hint = (
+            f"use https, or opt in to the host with {env.ALLOWED_HOSTS}={host} (or allowed_hosts=)"
+        )
+    else:
+        hint = "no setting allows this host; point FULL_URI at the agent or a loopback emulator"
     return UnsupportedHostError(
         f"{env.FULL_URI} host {host!r} {why}; over http only these are allowed: "
         f"{', '.join(allowed)}",
         host=host,
         allowed=allowed,
-        hint=f"use https, or opt in to the host with {env.ALLOWED_HOSTS}={host} "
-        "(or allowed_hosts=[...])",
+        hint=hint,
     )

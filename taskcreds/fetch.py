@@ -22,6 +22,7 @@ import requests
 import tenacity
 import urllib3.exceptions
 
+from taskcreds._transport import Watchdog, new_session
 from taskcreds._version import __version__
 from taskcreds.credentials import Credentials, parse_credentials, parse_error_body
 from taskcreds.endpoint import Endpoint
@@ -112,7 +113,7 @@ class Fetcher:
         if min(connect_timeout, read_timeout, deadline) <= 0 or max_attempts < 1:
             raise ValueError("timeouts and the deadline must be positive, max_attempts at least 1")
         self._owns_session = session is None
-        self._session = session if session is not None else _new_session()
+        self._session = session if session is not None else new_session()
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.deadline = deadline
@@ -123,7 +124,7 @@ class Fetcher:
     def reset_after_fork(self) -> None:
         """Drop pooled connections inherited from the parent process (they share its sockets)."""
         if self._owns_session:
-            self._session = _new_session()
+            self._session = new_session()
 
     def close(self) -> None:
         if self._owns_session:
@@ -167,20 +168,23 @@ class Fetcher:
         if token is not None:
             headers["Authorization"] = token
         left = self._time_left(deadline, url)
-        try:
-            response = self._session.get(
-                endpoint.url,
-                headers=headers,
-                timeout=(min(self.connect_timeout, left), min(self.read_timeout, left)),
-                stream=True,
-                allow_redirects=False,  # a redirect could point at a host that is not allowed
-            )
-        except requests.RequestException as exc:
-            raise _unreachable(exc, url) from exc
-        try:
-            body = self._read_body(response, deadline, url)
-        finally:
-            response.close()
+        with Watchdog(left) as watchdog:
+            try:
+                response = self._session.get(
+                    endpoint.url,
+                    headers=headers,
+                    timeout=(min(self.connect_timeout, left), min(self.read_timeout, left)),
+                    stream=True,
+                    allow_redirects=False,  # a redirect could point at a host not allowed
+                )
+                try:
+                    body = self._read_body(response, url)
+                finally:
+                    response.close()
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                if watchdog.fired:
+                    raise self._deadline_error(url) from exc
+                raise _unreachable(exc, url) from exc
         if response.status_code != 200:
             raise _http_error(response.status_code, body, url, token)
         return parse_credentials(body, url=url), _server_date(response)
@@ -188,29 +192,27 @@ class Fetcher:
     def _time_left(self, deadline: float, url: str) -> float:
         left = deadline - self._monotonic()
         if left <= 0:
-            raise EndpointUnreachableError(
-                f"no answer from the credentials endpoint {url} within the {self.deadline:g} s "
-                "deadline",
-                url=url,
-                reason="timeout",
-                hint=_TIMEOUT_HINT,
-            )
+            raise self._deadline_error(url)
         return left
 
-    def _read_body(self, response: requests.Response, deadline: float, url: str) -> bytes:
+    def _deadline_error(self, url: str) -> EndpointUnreachableError:
+        return EndpointUnreachableError(
+            f"no answer from the credentials endpoint {url} within the {self.deadline:g} s "
+            "deadline",
+            url=url,
+            reason="timeout",
+            hint=_TIMEOUT_HINT,
+        )
+
+    def _read_body(self, response: requests.Response, url: str) -> bytes:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             raise _too_large(url)
         body = bytearray()
-        try:
-            for chunk in _chunks(
-                response, lambda: min(self.read_timeout, self._time_left(deadline, url))
-            ):
-                body += chunk
-                if len(body) > MAX_BODY_BYTES:
-                    raise _too_large(url)
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _unreachable(exc, url) from exc
+        for chunk in response.iter_content(8192):
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise _too_large(url)
         return bytes(body)
 
 
@@ -231,31 +233,6 @@ class _StopBeforeDeadline(tenacity.stop.stop_base):
     def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
         ends = self._monotonic() + retry_state.upcoming_sleep + _MIN_ATTEMPT_SECONDS
         return ends >= self._deadline
-
-
-def _new_session() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # proxies and .netrc must never see a credentials request
-    return session
-
-
-def _chunks(response: requests.Response, wait_limit: Callable[[], float]) -> Iterator[bytes]:
-    """The body in chunks, with each socket wait cut to the time left before the deadline."""
-    while True:
-        _limit_socket_wait(response, wait_limit())
-        chunk = response.raw.read(8192, decode_content=True)
-        if not chunk:
-            return
-        yield chunk
-
-
-def _limit_socket_wait(response: requests.Response, seconds: float) -> None:
-    # urllib3 applies its read timeout per socket read; shortening it here is what makes the
-    # deadline cut a trickling body short. Best effort: other transports simply keep their own.
-    connection = getattr(response.raw, "_connection", None)
-    sock = getattr(connection, "sock", None)
-    if isinstance(sock, socket.socket):
-        sock.settimeout(max(seconds, 0.001))
 
 
 def _too_large(url: str) -> MalformedResponseError:

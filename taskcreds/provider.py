@@ -111,6 +111,9 @@ class _Cached:
     expires_at: float
     advisory_at: float
     mandatory_at: float
+    #: When the next refresh is due: the advisory point, or for a set that arrived already
+    #: inside its window, a short pause from now (never per call).
+    refresh_at: float
 
 
 class _Closed(Exception):
@@ -158,12 +161,16 @@ class CredentialProvider:
         self._attempts = 0
         self._last_error: TaskCredsError | None = None
         self._prefetch_healthy = prefetch
+        self._closed = threading.Event()
         self._new_thread_state()
         _providers.add(self)
 
     def _new_thread_state(self) -> None:
+        was_closed = self._closed.is_set()
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        if was_closed:  # a provider closed in the parent stays closed in a forked child
+            self._closed.set()
         self._thread: threading.Thread | None = None
 
     @property
@@ -197,11 +204,16 @@ class CredentialProvider:
             return self._fetch_and_install()
 
     def close(self) -> None:
-        """Stop the prefetch thread, if any; the cached set stays usable."""
+        """Stop the prefetch thread, if any; the cached set stays usable and callers refresh it."""
         self._closed.set()
+        self._prefetch_healthy = False
+        cached = self._cached
+        if cached is not None:  # callers take refreshing back from the thread
+            self._fast = (cached.credentials, min(self._fast[1], cached.refresh_at))
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=DEFAULT_DEADLINE * 2)
+        self._fetcher.close()  # pooled connections; a later refresh opens new ones
 
     def __enter__(self) -> CredentialProvider:
         return self
@@ -306,19 +318,23 @@ class CredentialProvider:
         lifetime = previous.lifetime if same_set and previous is not None else left
         schedule = refresh_schedule(lifetime, self._jitter)
         expires_at = now + left
+        advisory_at = expires_at - schedule.advisory
+        refresh_at = advisory_at
+        if refresh_at <= now:
+            refresh_at = min(now + retry_delay(left), expires_at)
         cached = _Cached(
             credentials=credentials,
             lifetime=lifetime,
             expires_at=expires_at,
-            advisory_at=expires_at - schedule.advisory,
+            advisory_at=advisory_at,
             mandatory_at=expires_at - schedule.mandatory,
+            refresh_at=refresh_at,
         )
         self._cached = cached
-        fresh_until = cached.advisory_at
-        if self._prefetch and self._prefetch_healthy:
-            fresh_until = cached.mandatory_at  # the thread refreshes at the advisory point
-        if fresh_until <= now:  # a set already inside its window: ask again later, not per call
-            fresh_until = min(now + retry_delay(left), expires_at)
+        fresh_until = refresh_at
+        if self._prefetch_active():
+            # The thread refreshes at refresh_at; callers need not until the mandatory point.
+            fresh_until = max(refresh_at, cached.mandatory_at)
         self._fast = (credentials, fresh_until)
         self._ensure_prefetch_thread()
 
@@ -333,6 +349,9 @@ class CredentialProvider:
             self._fast = (cached.credentials, now + min(retry_delay(left), left))
 
     # -- prefetch ------------------------------------------------------------------------------
+
+    def _prefetch_active(self) -> bool:
+        return self._prefetch and self._prefetch_healthy and not self._closed.is_set()
 
     def _ensure_prefetch_thread(self) -> None:
         if not self._prefetch or self._closed.is_set():
@@ -357,7 +376,7 @@ class CredentialProvider:
         try:
             while True:
                 cached = self._cached
-                wait = cached.advisory_at - self._monotonic() if cached is not None else 0.0
+                wait = cached.refresh_at - self._monotonic() if cached is not None else 0.0
                 self._sleep_unless_closed(max(wait, 0.0))
                 retrying(self._prefetch_once)
         except _Closed:
@@ -366,7 +385,7 @@ class CredentialProvider:
     def _prefetch_once(self) -> None:
         with self._lock:
             cached = self._cached
-            if cached is not None and self._monotonic() < cached.advisory_at:
+            if cached is not None and self._monotonic() < cached.refresh_at:
                 return  # a caller refreshed meanwhile
             self._prefetch_healthy = True  # so the new set's fast path leaves refreshing to us
             self._fetch_and_install()
@@ -391,8 +410,8 @@ class CredentialProvider:
         self._fetcher.reset_after_fork()
         self._prefetch_healthy = False
         cached = self._cached
-        if cached is not None:
-            self._fast = (cached.credentials, min(self._fast[1], cached.advisory_at))
+        if cached is not None:  # no thread here yet: callers refresh until one starts
+            self._fast = (cached.credentials, min(self._fast[1], cached.refresh_at))
 
 
 def _reset_after_fork() -> None:

@@ -37,7 +37,9 @@ class Faults:
     - ``huge_body_bytes``: send a 200 with a body this long, streamed in chunks.
     - ``trickle``: send the 200 body one byte every ``trickle`` seconds.
 
-    The last four apply only to requests that would otherwise get credentials.
+    The last four apply only to requests that would otherwise get credentials. As with the
+    agent, the whole answer must be written within 5 s of the request (its write timeout): a
+    longer latency ends in a closed connection, a longer trickle in a cut-short body.
     """
 
     latency: float = 0.0
@@ -64,9 +66,9 @@ class Faults:
         if unknown:
             raise TypeError(f"unknown faults: {', '.join(unknown)}")
         with self._lock:
+            dataclasses.replace(self, **changes)  # validates the result before anything changes
             for name, value in changes.items():
                 setattr(self, name, value)
-            self._validate()
 
     def reset(self) -> None:
         """Back to a well-behaved server (the throttle buckets' contents are kept)."""

@@ -295,3 +295,19 @@ def test_missing_token_file_names_path(tmp_path: Path) -> None:
 )
 def test_display_url_hides_credentials_id(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize("token", [" leading", "trailing ", "caf\u00e9", "\u2603", "tab\there"])
+def test_token_must_be_sendable_as_a_header(token: str) -> None:
+    environ = {FULL: "http://127.0.0.1/creds", "AWS_CONTAINER_AUTHORIZATION_TOKEN": token}
+    with pytest.raises(TokenError, match="HTTP header"):
+        resolve_endpoint(environ, resolver=fake_resolver)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://169.254.169.254/", "http://2852039166/", "http://[fe80::1%25eth0]/"]
+)
+def test_hint_never_suggests_an_opt_in_that_cannot_work(url: str) -> None:
+    with pytest.raises(UnsupportedHostError) as info:
+        resolve_endpoint({FULL: url}, resolver=fake_resolver)
+    assert "TASKCREDS_ALLOWED_HOSTS" not in (info.value.hint or "")

@@ -84,6 +84,9 @@ class FakeFetcher:
     def reset_after_fork(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
 
 def make_provider(
     lifetime: float = 6 * 3600, **kwargs: object
@@ -430,3 +433,27 @@ def test_fork_child_reuses_cache_with_fresh_lock() -> None:
     assert status == 0
     assert answer == "True True 2"
     assert fetcher.calls == 1  # the parent's cache was untouched
+
+
+def test_prefetch_same_set_inside_window_is_not_a_busy_loop() -> None:
+    # An agent that keeps answering with a set already inside its refresh window must not be
+    # asked in a tight loop by the prefetch thread.
+    fetcher = RealTimeFetcher(lifetime=1.5)  # advisory point 0.5 s before expiry
+    fetcher.same_set = True  # ...and every refresh returns that same set again
+    with CredentialProvider(
+        ENVIRON, fetcher=fetcher, prefetch=True, jitter=lambda: 0.0
+    ) as provider:  # type: ignore[arg-type]
+        provider.get()
+        time.sleep(1.4)  # into the window, almost to expiry
+    assert 2 <= fetcher.calls <= 3
+
+
+def test_close_hands_refreshing_back_to_callers() -> None:
+    fetcher = RealTimeFetcher(lifetime=3600)
+    provider = CredentialProvider(ENVIRON, fetcher=fetcher, prefetch=True, jitter=lambda: 0.0)  # type: ignore[arg-type]
+    provider.get()
+    cached = provider._cached
+    assert cached is not None
+    assert provider._fast[1] == cached.mandatory_at  # the thread owns the advisory refresh
+    provider.close()
+    assert provider._fast[1] == cached.advisory_at  # callers own it again
