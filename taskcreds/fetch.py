@@ -90,6 +90,8 @@ class FetchResult:
 
 Sleep = Callable[[float], None]
 Monotonic = Callable[[], float]
+RetryObserver = Callable[[int, EndpointError, float], None]
+"""Told ``(attempt number, the error, seconds until the next attempt)`` before each retry."""
 
 
 class Fetcher:
@@ -109,6 +111,7 @@ class Fetcher:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         sleep: Sleep = time.sleep,
         monotonic: Monotonic = time.monotonic,
+        on_retry: RetryObserver | None = None,
     ) -> None:
         if min(connect_timeout, read_timeout, deadline) <= 0 or max_attempts < 1:
             raise ValueError("timeouts and the deadline must be positive, max_attempts at least 1")
@@ -120,6 +123,7 @@ class Fetcher:
         self.max_attempts = max_attempts
         self._sleep = sleep
         self._monotonic = monotonic
+        self._on_retry = on_retry
 
     def reset_after_fork(self) -> None:
         """Drop pooled connections inherited from the parent process (they share its sockets)."""
@@ -141,7 +145,7 @@ class Fetcher:
                 tenacity.stop_after_attempt(self.max_attempts), self._stop_before(deadline)
             ),
             sleep=self._sleep,
-            before_sleep=_log_retry,
+            before_sleep=self._before_retry,
             reraise=True,
         )
         try:
@@ -157,6 +161,17 @@ class Fetcher:
             attempts=retrying.statistics.get("attempt_number", 1),
             elapsed=self._monotonic() - started,
         )
+
+    def _before_retry(self, state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        logger.info(
+            "credentials fetch attempt %d failed (%s); retrying in %.2f s",
+            state.attempt_number,
+            exc,
+            state.upcoming_sleep,
+        )
+        if self._on_retry is not None and isinstance(exc, EndpointError):
+            self._on_retry(state.attempt_number, exc, state.upcoming_sleep)
 
     def _stop_before(self, deadline: float) -> _StopBeforeDeadline:
         return _StopBeforeDeadline(deadline, self._monotonic)
@@ -254,16 +269,6 @@ def _server_date(response: requests.Response) -> datetime | None:
 
 def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, EndpointError) and exc.retryable
-
-
-def _log_retry(state: tenacity.RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome is not None else None
-    logger.info(
-        "credentials fetch attempt %d failed (%s); retrying in %.2f s",
-        state.attempt_number,
-        exc,
-        state.upcoming_sleep,
-    )
 
 
 def _http_error(status: int, body: bytes, url: str, token: str | None) -> EndpointHTTPError:

@@ -1,49 +1,123 @@
 """The ``taskcreds`` command line: ``main(argv) -> exit code``.
 
-Results go to stdout and every warning or log line to stderr, so ``--json`` output always parses.
+Each command lives in its own module with ``NAME``, ``HELP``, ``EXAMPLE``, ``add_arguments(parser)``
+and ``run(args, output) -> int``. Results go to stdout and every warning or log line to stderr, so
+``--json`` output always parses. Exit codes are in :mod:`taskcreds.cli._common` and docs/cli.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import logging
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from taskcreds._version import __version__
+from taskcreds.cli._common import EXIT_OK, EXIT_USAGE, Output
+from taskcreds.errors import TaskCredsError
 
 __all__ = ["main"]
 
-EXIT_OK = 0
-EXIT_USAGE = 1
+# Imported on demand, so `show` never pays for what `upload` or `serve-local` import.
+_COMMANDS = {
+    "show": "taskcreds.cli.show",
+    "doctor": "taskcreds.cli.doctor",
+    "export": "taskcreds.cli.export",
+    "serve-local": "taskcreds.cli.serve_local",
+    "demo": "taskcreds.cli.demo",
+}
+_SUMMARIES = {
+    "show": "show which role and credentials this container gets (never the secrets)",
+    "doctor": "check each step from the environment to the credentials, and say what to fix",
+    "export": "print the credentials for a shell, credential_process or a program (secrets!)",
+    "serve-local": "run a local credentials endpoint that answers as the ECS agent does",
+    "demo": "run the whole story against a local S3 + STS and a local credentials endpoint",
+}
+_EXIT_CODES_HELP = """exit codes:
+  0 ok  1 usage  2 configuration (not in a container, unsupported host, token)
+  3 endpoint unreachable  4 endpoint HTTP error (incl. 429)  5 malformed response
+  6 credentials expired  7 access denied  8 other upload failure"""
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _ParseError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise _ParseError(message)
+
+
+def _load(name: str) -> ModuleType:
+    return importlib.import_module(_COMMANDS[name])
+
+
+def _parser(command: str | None) -> argparse.ArgumentParser:
+    parser = _Parser(
         prog="taskcreds",
         description="Task-role credentials inside ECS tasks and EKS pods.",
+        epilog=_EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"taskcreds {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser(
-        "demo",
-        help="run the whole story against a local S3 + STS and a local credentials endpoint",
-    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, summary in _SUMMARIES.items():
+        if name != command:  # only the chosen command's module is imported
+            commands.add_parser(name, help=summary, description=summary)
+            continue
+        module = _load(name)
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            epilog=f"example:\n  {module.EXAMPLE}\n\n{_EXIT_CODES_HELP}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.add_argument("--json", action="store_true", help="print one JSON document")
+        sub.add_argument(
+            "-v", "--verbose", action="count", default=0, help="log to stderr (-v info, -vv debug)"
+        )
+        module.add_arguments(sub)
     return parser
+
+
+def _chosen_command(argv: Sequence[str]) -> str | None:
+    return next((arg for arg in argv if arg in _COMMANDS), None)
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("taskcreds")
+    logger.addHandler(handler)
+    logger.setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code."""
-    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        parser = _parser(_chosen_command(argv))
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on usage errors; ours is 1
-        return EXIT_OK if exc.code == 0 else EXIT_USAGE
-    if args.command == "demo":
-        print(
-            "taskcreds demo arrives with the local emulator (S3 + STS + credentials endpoint);"
-            " for now, `make test` runs every check.",
-            file=sys.stderr,
-        )
-        return EXIT_OK
-    parser.print_help(sys.stderr)
-    return EXIT_USAGE
+    except _ParseError:
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help and --version
+        return EXIT_OK if exc.code in (0, None) else EXIT_USAGE
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    _configure_logging(args.verbose)
+    output = Output(json_mode=args.json, quiet=getattr(args, "quiet", False))
+    module = _load(args.command)
+    try:
+        code: int = module.run(args, output)
+    except TaskCredsError as error:
+        return output.fail(error)
+    except KeyboardInterrupt:
+        return 130
+    return code

@@ -1,0 +1,113 @@
+"""What every command shares: exit codes, output to stdout/stderr, and turning errors into both."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from taskcreds.errors import (
+    AccessDeniedError,
+    ConfigError,
+    CredentialsExpiredError,
+    EndpointHTTPError,
+    EndpointUnreachableError,
+    MalformedResponseError,
+    TaskCredsError,
+    UploadError,
+)
+
+__all__ = [
+    "EXIT_ACCESS_DENIED",
+    "EXIT_CONFIG",
+    "EXIT_ENDPOINT_HTTP",
+    "EXIT_EXPIRED",
+    "EXIT_MALFORMED",
+    "EXIT_OK",
+    "EXIT_UNREACHABLE",
+    "EXIT_UPLOAD",
+    "EXIT_USAGE",
+    "Output",
+    "exit_code_for",
+]
+
+EXIT_OK = 0
+EXIT_USAGE = 1
+EXIT_CONFIG = 2  # not in a container, unsupported host, token
+EXIT_UNREACHABLE = 3
+EXIT_ENDPOINT_HTTP = 4  # including 429
+EXIT_MALFORMED = 5
+EXIT_EXPIRED = 6
+EXIT_ACCESS_DENIED = 7
+EXIT_UPLOAD = 8
+
+_EXIT_CODES: tuple[tuple[type[TaskCredsError], int], ...] = (
+    (ConfigError, EXIT_CONFIG),
+    (EndpointUnreachableError, EXIT_UNREACHABLE),
+    (EndpointHTTPError, EXIT_ENDPOINT_HTTP),
+    (MalformedResponseError, EXIT_MALFORMED),
+    (CredentialsExpiredError, EXIT_EXPIRED),
+    (AccessDeniedError, EXIT_ACCESS_DENIED),
+    (UploadError, EXIT_UPLOAD),
+)
+
+
+def exit_code_for(error: TaskCredsError) -> int:
+    """The documented exit code for an error (see docs/cli.md)."""
+    for error_type, code in _EXIT_CODES:
+        if isinstance(error, error_type):
+            return code
+    return EXIT_UPLOAD if isinstance(error, UploadError) else EXIT_USAGE
+
+
+@dataclass
+class Output:
+    """Results to stdout, everything else to stderr; ``--json`` results are one JSON document."""
+
+    json_mode: bool = False
+    quiet: bool = False
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+
+    def line(self, text: str = "") -> None:
+        if not self.quiet and not self.json_mode:
+            print(text, file=self.out)
+
+    def document(self, value: Mapping[str, Any]) -> None:
+        if not self.quiet:
+            json.dump(value, self.out, indent=2, default=str)
+            self.out.write("\n")
+
+    def warn(self, text: str) -> None:
+        if not self.quiet:
+            print(f"warning: {text}", file=self.err)
+
+    def fail(self, error: TaskCredsError) -> int:
+        """Report ``error`` and return its exit code."""
+        code = exit_code_for(error)
+        if self.quiet:
+            return code
+        if self.json_mode:
+            self.document({"ok": False, "exit_code": code, "error": error_document(error)})
+        else:
+            print(f"taskcreds: error: {error.message}", file=self.err)
+            if error.hint:
+                print(f"  hint: {error.hint}", file=self.err)
+        return code
+
+
+def error_document(error: TaskCredsError) -> dict[str, Any]:
+    """The JSON form of an error: type, message, hint, and the safe attributes it carries."""
+    document: dict[str, Any] = {
+        "type": type(error).__name__,
+        "message": error.message,
+        "hint": error.hint,
+        "retryable": error.retryable,
+    }
+    for name in ("url", "status", "code", "detail", "reason", "field", "host", "source"):
+        value = getattr(error, name, None)
+        if value is not None:
+            document[name] = value
+    return document

@@ -1,0 +1,446 @@
+"""``taskcreds doctor``: walk the chain step by step and stop at the first failure.
+
+environment → endpoint allowed → TCP connect → HTTP → response shape → expiry and clock
+→ (``--sts``) STS GetCallerIdentity → (``--bucket``) a write probe. Each step says what it saw; a
+failed one says the likely cause and the fix. Never prints a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+from taskcreds import environment as env
+from taskcreds.cli._common import (
+    EXIT_ACCESS_DENIED,
+    EXIT_CONFIG,
+    EXIT_EXPIRED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_UPLOAD,
+    Output,
+    exit_code_for,
+)
+from taskcreds.cli._inspect import (
+    credential_warnings,
+    environment_warnings,
+    format_duration,
+)
+from taskcreds.credentials import Credentials, mask_key_id
+from taskcreds.endpoint import Endpoint, resolve_endpoint
+from taskcreds.errors import (
+    ConfigError,
+    EndpointError,
+    EndpointHTTPError,
+    EndpointUnreachableError,
+    MalformedResponseError,
+    TaskCredsError,
+)
+from taskcreds.fetch import Fetcher, FetchResult
+
+EXAMPLE = "python -m taskcreds doctor --sts --bucket my-app-bucket --prefix uploads/"
+
+_ECS_CAUSES = (
+    "not running in an ECS task (or the task has no taskRoleArn)",
+    "bridge or host networking without the agent's iptables rule for 169.254.170.2 "
+    "(ECS_ENABLE_TASK_IAM_ROLE_NETWORK_HOST on the container instance)",
+    "ECS_ENABLE_TASK_IAM_ROLE is off in /etc/ecs/ecs.config, or the ECS agent is down",
+)
+_POD_IDENTITY_CAUSES = (
+    "the EKS Pod Identity Agent add-on (DaemonSet) is not running on this node",
+    "the pod's network cannot reach the node-local address (network policy, hostNetwork)",
+)
+_LOOPBACK_CAUSES = ("nothing listens there: start `python -m taskcreds serve-local`",)
+_AGENT_CODES = {
+    "NoIdInRequest": "the URI carries no credentials ID",
+    "InvalidIdInRequest": "the agent does not know this credentials ID: the task was stopped, its "
+    "credentials revoked, or the agent restarted and lost them",
+    "CredentialsUninitialized": "the agent restarted and has not yet been given this task's "
+    "credentials",
+    "InternalServerError": "the agent failed internally",
+}
+
+
+@dataclass
+class Step:
+    name: str
+    ok: bool
+    detail: str
+    cause: str | None = None
+    fix: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Stop(Exception):
+    """A step failed; ``code`` is the exit code to leave with."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sts", action="store_true", help="also call STS GetCallerIdentity with the credentials"
+    )
+    parser.add_argument("--bucket", help="also probe writing to this bucket (object is deleted)")
+    parser.add_argument(
+        "--prefix",
+        default=None,
+        help="key prefix for the write probe (default: TASKCREDS_PREFIX or none)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds for the whole fetch (default 5)"
+    )
+
+
+def run(args: argparse.Namespace, output: Output) -> int:
+    doctor = _Doctor(os.environ, args.timeout)
+    code = EXIT_OK
+    try:
+        endpoint = doctor.check_environment()
+        doctor.check_endpoint_allowed()
+        doctor.check_tcp(endpoint)
+        result = doctor.check_http(endpoint)
+        doctor.check_shape(result)
+        doctor.check_expiry(result)
+        if args.sts:
+            doctor.check_sts(result.credentials)
+        bucket = args.bucket
+        if bucket:
+            prefix = args.prefix if args.prefix is not None else os.environ.get(env.PREFIX, "")
+            doctor.check_write(result.credentials, bucket, prefix)
+    except _Stop as stop:
+        code = stop.code
+    _report(doctor.steps, code, output)
+    return code
+
+
+def _report(steps: list[Step], code: int, output: Output) -> None:
+    if output.json_mode:
+        output.document(
+            {"ok": code == EXIT_OK, "exit_code": code, "steps": [asdict(s) for s in steps]}
+        )
+        return
+    width = max(len(step.name) for step in steps)
+    for step in steps:
+        output.line(f"{'✓' if step.ok else '✗'} {step.name:<{width}}  {step.detail}")
+        for warning in step.warnings:
+            output.line(f"    ! {warning}")
+        if step.cause:
+            output.line(f"    cause: {step.cause}")
+        if step.fix:
+            output.line(f"    fix:   {step.fix}")
+    if code == EXIT_OK:
+        output.line("all checks passed")
+
+
+class _Doctor:
+    def __init__(self, environ: Mapping[str, str], timeout: float) -> None:
+        self.environ = environ
+        self.timeout = timeout
+        self.steps: list[Step] = []
+        self._endpoint: Endpoint | None = None
+
+    def _fail(self, name: str, detail: str, cause: str | None, fix: str | None, code: int) -> None:
+        self.steps.append(Step(name, False, detail, cause, fix))
+        raise _Stop(code)
+
+    def _fail_with(self, name: str, error: TaskCredsError, cause: str | None = None) -> None:
+        self._fail(name, error.message, cause, error.hint, exit_code_for(error))
+
+    # -- the chain ---------------------------------------------------------------------------
+
+    def check_environment(self) -> Endpoint:
+        name = "environment"
+        relative = self.environ.get(env.RELATIVE_URI)
+        full = self.environ.get(env.FULL_URI)
+        if not relative and not full:
+            self._fail(
+                name,
+                f"neither {env.RELATIVE_URI} nor {env.FULL_URI} is set",
+                "not running in an ECS task or EKS pod, or the task definition has no "
+                "taskRoleArn (the agent sets the variable only for tasks with a task role)",
+                "add taskRoleArn to the task definition (EKS: a Pod Identity association); "
+                "outside AWS, run `python -m taskcreds serve-local`",
+                EXIT_CONFIG,
+            )
+        detail = (
+            f"{env.RELATIVE_URI} is set (ECS task role)"
+            if relative
+            else f"{env.FULL_URI} is set (EKS Pod Identity or a local endpoint)"
+        )
+        try:
+            endpoint = resolve_endpoint(self.environ)
+        except ConfigError:
+            self.steps.append(Step(name, True, detail))
+            return self._endpoint_failed()
+        self._endpoint = endpoint
+        self.steps.append(
+            Step(name, True, detail, warnings=environment_warnings(self.environ, endpoint))
+        )
+        return endpoint
+
+    def _endpoint_failed(self) -> Endpoint:
+        try:
+            resolve_endpoint(self.environ)
+        except ConfigError as error:
+            self._fail_with("endpoint allowed", error)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def check_endpoint_allowed(self) -> None:
+        endpoint = self._endpoint
+        assert endpoint is not None
+        token = endpoint.token_source
+        detail = f"{endpoint.display_url}, token from {token}" if token else endpoint.display_url
+        if token is not None:
+            try:
+                endpoint.authorization()
+            except ConfigError as error:
+                self._fail_with("endpoint allowed", error)
+        self.steps.append(Step("endpoint allowed", True, detail))
+
+    def check_tcp(self, endpoint: Endpoint) -> None:
+        parts = urlsplit(endpoint.url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        causes = _likely_causes(endpoint)
+        try:
+            with socket.create_connection((host, port), timeout=min(2.0, self.timeout)):
+                pass
+        except ConnectionRefusedError:
+            self._fail(
+                "tcp connect",
+                f"connection to {target} refused",
+                "; or ".join(causes),
+                _tcp_fix(endpoint),
+                EXIT_UNREACHABLE,
+            )
+        except TimeoutError:
+            self._fail(
+                "tcp connect",
+                f"no answer from {target} (connect timed out)",
+                "packets are dropped: " + "; or ".join(causes),
+                _tcp_fix(endpoint),
+                EXIT_UNREACHABLE,
+            )
+        except OSError as exc:
+            self._fail(
+                "tcp connect",
+                f"cannot connect to {target}: {exc.strerror or exc}",
+                "no route to the endpoint: " + "; or ".join(causes),
+                _tcp_fix(endpoint),
+                EXIT_UNREACHABLE,
+            )
+        self.steps.append(Step("tcp connect", True, f"{target} accepts connections"))
+
+    def check_http(self, endpoint: Endpoint) -> FetchResult:
+        retries: list[str] = []
+
+        def note(attempt: int, error: EndpointError, wait: float) -> None:
+            retries.append(f"attempt {attempt}: {_describe_error(error)}")
+
+        try:
+            result = Fetcher(deadline=self.timeout, on_retry=note).fetch(endpoint)
+        except EndpointHTTPError as error:
+            self._fail(
+                "http", _describe_error(error), _http_cause(error), error.hint, exit_code_for(error)
+            )
+        except EndpointUnreachableError as error:
+            cause = (
+                "the endpoint accepted the connection but did not answer in time: the agent is "
+                "hung or overloaded"
+                if error.reason == "timeout"
+                else "the endpoint closed the connection without an HTTP answer"
+            )
+            self._fail_with("http", error, cause)
+        except MalformedResponseError as error:
+            self.steps.append(Step("http", True, "HTTP 200"))
+            self._fail_with("response shape", error, _shape_cause(error))
+        detail = "HTTP 200"
+        if retries:
+            detail += f" after {result.attempts} attempts"
+        self.steps.append(Step("http", True, detail, warnings=retries))
+        return result
+
+    def check_shape(self, result: FetchResult) -> None:
+        creds = result.credentials
+        who = creds.role_arn or (
+            f"account {creds.account_id}" if creds.account_id else "an unnamed role"
+        )
+        self.steps.append(
+            Step(
+                "response shape",
+                True,
+                f"credentials for {who}, access key {mask_key_id(creds.access_key_id)}",
+            )
+        )
+
+    def check_expiry(self, result: FetchResult) -> None:
+        now = datetime.now(timezone.utc)
+        left = result.credentials.time_left(now)
+        if left.total_seconds() <= 0:
+            self._fail(
+                "expiry and clock",
+                f"the credentials expired {format_duration(-left)} ago",
+                "the agent served an expired set, or this machine's clock is far ahead",
+                "check the clock (NTP); if it is right, the agent is stuck: restart the task",
+                EXIT_EXPIRED,
+            )
+        warnings = credential_warnings(result.credentials, now, result.server_date)
+        detail = f"expire in {format_duration(left)}"
+        self.steps.append(Step("expiry and clock", True, detail, warnings=warnings))
+
+    def check_sts(self, credentials: Credentials) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            with _client("sts", credentials) as sts:
+                identity = sts.get_caller_identity()
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "?")
+            self._fail(
+                "sts",
+                f"GetCallerIdentity refused: {code}",
+                _sts_cause(code),
+                "run `taskcreds show` to see the role; check the clock and the role's trust",
+                EXIT_EXPIRED if "Expired" in code else EXIT_ACCESS_DENIED,
+            )
+        except BotoCoreError as error:
+            self._fail(
+                "sts",
+                f"GetCallerIdentity failed: {error}",
+                "STS cannot be reached",
+                "set AWS_REGION, or AWS_ENDPOINT_URL_STS for a private endpoint",
+                EXIT_UNREACHABLE,
+            )
+        self.steps.append(Step("sts", True, f"STS says this is {identity.get('Arn')}"))
+
+    def check_write(self, credentials: Credentials, bucket: str, prefix: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = f"{prefix}.taskcreds-doctor-{uuid.uuid4().hex}"
+        resource = f"arn:aws:s3:::{bucket}/{key}"
+        action = "s3:PutObject"
+        try:
+            with _client("s3", credentials) as s3:
+                s3.put_object(
+                    Bucket=bucket, Key=key, Body=b"taskcreds doctor probe\n", IfNoneMatch="*"
+                )
+                action = "s3:DeleteObject"
+                s3.delete_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "?")
+            denied = code in ("AccessDenied", "403", "Forbidden")
+            left_behind = (
+                f" (the probe object {key} was left behind)" if action != "s3:PutObject" else ""
+            )
+            self._fail(
+                "write probe",
+                f"{action} on {resource} refused: {code}{left_behind}",
+                f"the task role lacks {action} on arn:aws:s3:::{bucket}/{prefix}*"
+                if denied
+                else f"S3 answered {code}",
+                f"grant {action} on arn:aws:s3:::{bucket}/{prefix}* to the task role "
+                "(`taskcreds policy` prints the least-privilege policy)"
+                if denied
+                else "check the bucket name and region",
+                EXIT_ACCESS_DENIED if denied else EXIT_UPLOAD,
+            )
+        except BotoCoreError as error:
+            self._fail(
+                "write probe",
+                f"cannot reach S3: {error}",
+                "S3 cannot be reached",
+                "set AWS_REGION, or AWS_ENDPOINT_URL_S3 for a private endpoint",
+                EXIT_UPLOAD,
+            )
+        self.steps.append(Step("write probe", True, f"wrote and deleted s3://{bucket}/{key}"))
+
+
+def _likely_causes(endpoint: Endpoint) -> tuple[str, ...]:
+    host = urlsplit(endpoint.url).hostname or ""
+    if endpoint.kind == "relative":
+        return _ECS_CAUSES
+    if host in ("169.254.170.23", "fd00:ec2::23"):
+        return _POD_IDENTITY_CAUSES
+    return (
+        _LOOPBACK_CAUSES if host in ("127.0.0.1", "localhost", "::1") else ("the server is down",)
+    )
+
+
+def _tcp_fix(endpoint: Endpoint) -> str:
+    if endpoint.kind == "relative":
+        return (
+            "run this inside the task (`docker exec` / ECS Exec); on EC2 launch type check "
+            "ECS_ENABLE_TASK_IAM_ROLE=true and the agent's iptables rules"
+        )
+    return (
+        "start the credentials agent or serve-local, or correct AWS_CONTAINER_CREDENTIALS_FULL_URI"
+    )
+
+
+def _describe_error(error: EndpointError) -> str:
+    if isinstance(error, EndpointHTTPError):
+        text = f"HTTP {error.status}" + (f" {error.code}" if error.code else "")
+        return f"{text}: {error.detail}" if error.detail else text
+    return error.message
+
+
+def _http_cause(error: EndpointHTTPError) -> str:
+    if error.code in _AGENT_CODES:
+        return _AGENT_CODES[error.code]
+    if error.status == 429:
+        return (
+            "more than 40 requests/s from this task: an SDK client per request, or a "
+            "process that does not cache credentials"
+        )
+    if error.status in (401, 403):
+        return "the Authorization token was refused (EKS Pod Identity token missing or stale)"
+    if error.status == 404:
+        return "the URL is not a credentials path"
+    return f"the endpoint answered HTTP {error.status}"
+
+
+def _shape_cause(error: MalformedResponseError) -> str:
+    if error.field:
+        return f"the answer lacks a usable '{error.field}': not an ECS/EKS credentials agent"
+    return "the answer is not the agent's JSON: a proxy, captive portal or a different server"
+
+
+def _sts_cause(code: str) -> str:
+    return {
+        "ExpiredToken": "the session token has expired",
+        "InvalidClientTokenId": "STS does not recognise the access key (wrong partition/region?)",
+        "SignatureDoesNotMatch": "the request signature is wrong: clock skew or a mangled secret",
+    }.get(code, f"STS refused the credentials ({code})")
+
+
+class _client:
+    """A boto3 client signed with exactly these credentials, closed on exit."""
+
+    def __init__(self, service: str, credentials: Credentials) -> None:
+        import boto3
+
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        session: Any = boto3.Session(
+            aws_access_key_id=credentials.access_key_id,
+            aws_secret_access_key=credentials.secret_access_key,
+            aws_session_token=credentials.token,
+            region_name=region,
+        )
+        self._client: Any = session.client(service)
+
+    def __enter__(self) -> Any:
+        return self._client
+
+    def __exit__(self, *exc: object) -> None:
+        self._client.close()

@@ -1,0 +1,61 @@
+"""``taskcreds show``: which role and credentials this container gets. Never prints secrets.
+
+Starts fast: imports requests but never boto3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import datetime, timezone
+
+from taskcreds.cli._common import EXIT_OK, Output
+from taskcreds.cli._inspect import credential_warnings, describe, environment_warnings
+from taskcreds.endpoint import resolve_endpoint
+from taskcreds.fetch import Fetcher
+
+EXAMPLE = "python -m taskcreds show --json"
+
+_LABELS = (
+    ("source", "source"),
+    ("endpoint", "endpoint"),
+    ("token_source", "token from"),
+    ("role_arn", "role"),
+    ("account_id", "account"),
+    ("access_key_id", "access key"),
+    ("expiration", "expires"),
+    ("expires_in", "time left"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quiet", action="store_true", help="print nothing; exit code only (for HEALTHCHECK)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds for the whole fetch (default 5)"
+    )
+
+
+def run(args: argparse.Namespace, output: Output) -> int:
+    environ = os.environ
+    endpoint = resolve_endpoint(environ)
+    result = Fetcher(deadline=args.timeout).fetch(endpoint)
+    now = datetime.now(timezone.utc)
+    facts = describe(endpoint, result, now)
+    warnings = environment_warnings(environ, endpoint) + credential_warnings(
+        result.credentials, now, result.server_date
+    )
+    if output.json_mode:
+        output.document({"ok": True, **facts, "warnings": warnings})
+        return EXIT_OK
+    width = max(len(label) for _, label in _LABELS)
+    for key, label in _LABELS:
+        value = facts[key]
+        if key == "source":
+            value = f"{value} ({facts['kind']})"
+        if value is not None:
+            output.line(f"{label:<{width}}  {value}")
+    for warning in warnings:
+        output.warn(warning)
+    return EXIT_OK

@@ -1,0 +1,308 @@
+"""The CLI in-process (``main(argv)``) against a real agent-compatible server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import socket
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from taskcreds.cli import main
+from taskcreds.credentials import Credentials
+from taskcreds.local import AgentServer, Faults, StaticSource
+
+CANARY_SECRET = "CANARYsecretKEY/do+not+print+0123456789"
+CANARY_TOKEN = "CANARYsessionTOKEN//do+not+print"
+KEY_ID = "ASIACANARYKEY0001234"
+ROLE = "arn:aws:iam::123456789012:role/AppA"
+
+
+@pytest.fixture
+def canary() -> Iterator[AgentServer]:
+    creds = Credentials(
+        KEY_ID,
+        CANARY_SECRET,
+        CANARY_TOKEN,
+        datetime.now(timezone.utc) + timedelta(hours=6),
+        ROLE,
+    )
+    with AgentServer(StaticSource(creds), faults=Faults()) as server:
+        yield server
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in (
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "AWS_ACCESS_KEY_ID",
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    for text in (captured.out, captured.err):
+        if argv[0] != "export":
+            assert CANARY_SECRET not in text
+            assert CANARY_TOKEN not in text
+            assert KEY_ID not in text
+    return code, captured.out, captured.err
+
+
+def test_show_json(
+    canary: AgentServer, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", canary.full_uri)
+    code, out, _ = run(["show", "--json"], capsys)
+    assert code == 0
+    document = json.loads(out)
+    assert document["role_arn"] == ROLE
+    assert document["account_id"] == "123456789012"
+    assert document["access_key_id"] == "ASIA…1234"
+    assert document["source"] == "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+    assert document["expires_in_seconds"] > 5 * 3600
+    assert document["warnings"] == []
+    assert canary.credentials_id not in out  # the ID is as sensitive as the agent log treats it
+
+
+def test_show_text(
+    canary: AgentServer, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", canary.full_uri)
+    code, out, err = run(["show"], capsys)
+    assert code == 0
+    assert "role" in out and ROLE in out
+    assert "ASIA…1234" in out
+    assert "time left" in out
+    assert err == ""
+
+
+def test_show_warnings_go_to_stderr(
+    canary: AgentServer, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", canary.full_uri)
+    env.setenv("AWS_ACCESS_KEY_ID", "AKIASTATIC0000000001")
+    env.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    code, out, err = run(["show", "--json"], capsys)
+    assert code == 0
+    warnings = json.loads(out)["warnings"]
+    assert any("AWS_ACCESS_KEY_ID" in w for w in warnings)
+    assert any("NO_PROXY" in w for w in warnings)
+    env.setenv("NO_PROXY", "localhost,127.0.0.0/8")
+    code, out, err = run(["show"], capsys)
+    assert "NO_PROXY" not in err
+    assert "warning: AWS_ACCESS_KEY_ID is set" in err
+
+
+def test_show_quiet(
+    canary: AgentServer, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", canary.full_uri)
+    assert run(["show", "--quiet"], capsys) == (0, "", "")
+    canary.faults.update(fail_first=10, fail_status=500)
+    assert run(["show", "--quiet", "--timeout", "0.5"], capsys) == (4, "", "")
+
+
+def test_show_not_in_container(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["show"], capsys)
+    assert code == 2
+    assert out == ""
+    assert "taskRoleArn" in err
+    code, out, _ = run(["show", "--json"], capsys)
+    assert code == 2
+    assert json.loads(out)["error"]["type"] == "NotInContainerError"
+
+
+def test_usage_error_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "--bogus"]) == 1
+    assert main(["nope"]) == 1
+    assert main(["--help"]) == 0
+    capsys.readouterr()
+
+
+def test_export_formats(
+    canary: AgentServer, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", canary.full_uri)
+    code, out, _ = run(["export"], capsys)
+    assert code == 0
+    values = dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines())
+    assert shlex.split(values["AWS_SECRET_ACCESS_KEY"]) == [CANARY_SECRET]
+    assert values["AWS_ACCESS_KEY_ID"] == KEY_ID
+    assert shlex.split(values["AWS_SESSION_TOKEN"]) == [CANARY_TOKEN]
+    assert values["AWS_CREDENTIAL_EXPIRATION"].endswith("Z")
+    code, out, _ = run(["export", "--format", "process"], capsys)
+    process = json.loads(out)
+    assert process["Version"] == 1
+    assert process["SessionToken"] == CANARY_TOKEN
+    assert set(process) == {
+        "Version",
+        "AccessKeyId",
+        "SecretAccessKey",
+        "SessionToken",
+        "Expiration",
+    }
+    code, out, _ = run(["export", "--format", "json"], capsys)
+    assert json.loads(out)["RoleArn"] == ROLE
+
+
+def doctor(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict[str, object], str]:
+    code, out, _ = run(["doctor", "--json", "--timeout", "2", *extra], capsys)
+    return code, json.loads(out), out
+
+
+def step(report: dict[str, object], name: str) -> dict[str, object]:
+    steps = report["steps"]
+    assert isinstance(steps, list)
+    return next(s for s in steps if s["name"] == name)
+
+
+def test_doctor_all_good(
+    canary: AgentServer, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", canary.full_uri)
+    code, report, _ = doctor(capsys)
+    assert code == 0
+    assert report["ok"] is True
+    names = [s["name"] for s in report["steps"]]  # type: ignore[attr-defined]
+    assert names == [
+        "environment",
+        "endpoint allowed",
+        "tcp connect",
+        "http",
+        "response shape",
+        "expiry and clock",
+    ]
+    code, out, _ = run(["doctor"], capsys)
+    assert "✓ tcp connect" in out
+    assert "all checks passed" in out
+
+
+def test_doctor_no_variables(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report, _ = doctor(capsys)
+    assert code == 2
+    failed = step(report, "environment")
+    assert failed["ok"] is False
+    assert "taskRoleArn" in str(failed["cause"])
+
+
+def test_doctor_refused(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", f"http://127.0.0.1:{port}/creds")
+    code, report, _ = doctor(capsys)
+    assert code == 3
+    failed = step(report, "tcp connect")
+    assert "refused" in str(failed["detail"])
+    assert "serve-local" in str(failed["cause"])
+
+
+def test_doctor_hang(
+    canary: AgentServer, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", canary.full_uri)
+    canary.faults.update(hang=True)
+    code, report, _ = doctor(capsys)
+    assert code == 3
+    assert "hung" in str(step(report, "http")["cause"])
+
+
+def test_doctor_invalid_id(
+    canary: AgentServer, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", canary.base_url + "/v2/credentials/wrong-id")
+    code, report, _ = doctor(capsys)
+    assert code == 4
+    failed = step(report, "http")
+    assert "InvalidIdInRequest" in str(failed["detail"])
+    assert "task was stopped" in str(failed["cause"])
+
+
+@pytest.mark.parametrize(("status", "word"), [(503, "CredentialsUninitialized"), (429, "429")])
+def test_doctor_transient_then_success(
+    canary: AgentServer,
+    env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    status: int,
+    word: str,
+) -> None:
+    env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", canary.full_uri)
+    canary.faults.update(fail_first=1, fail_status=status)
+    code, report, _ = doctor(capsys)
+    assert code == 0
+    http = step(report, "http")
+    assert "after 2 attempts" in str(http["detail"])
+    assert word in str(http["warnings"])
+
+
+def test_doctor_missing_token_field(
+    canary: AgentServer, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", canary.full_uri)
+    body = json.dumps(
+        {
+            "AccessKeyId": KEY_ID,
+            "SecretAccessKey": CANARY_SECRET,
+            "Expiration": "2099-01-01T00:00:00Z",
+        }
+    ).encode()
+    canary.faults.update(body_override=body)
+    code, report, _ = doctor(capsys)
+    assert code == 5
+    failed = step(report, "response shape")
+    assert "Token" in str(failed["detail"])
+
+
+def test_doctor_unsupported_host(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.169.254/latest/meta-data/")
+    code, report, _ = doctor(capsys)
+    assert code == 2
+    assert step(report, "endpoint allowed")["ok"] is False
+
+
+def test_canary_never_printed_in_any_failure_mode(
+    canary: AgentServer, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", canary.full_uri)
+    env.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "CANARYauthTOKEN")
+    faults = [
+        {},
+        {"fail_first": 10, "fail_status": 500},
+        {"fail_first": 10, "fail_status": 429},
+        {
+            "body_override": json.dumps(
+                {"SecretAccessKey": CANARY_SECRET, "Token": CANARY_TOKEN}
+            ).encode()
+        },
+        {"body_override": CANARY_SECRET.encode()},
+        {"drop_connection": True},
+    ]
+    for fault in faults:
+        canary.faults.reset()
+        canary.faults.update(**fault)
+        for argv in (
+            ["show"],
+            ["show", "--json"],
+            ["doctor"],
+            ["doctor", "--json"],
+            ["show", "-vv"],
+        ):
+            _, out, err = run([*argv, "--timeout", "1"], capsys)
+            assert "CANARYauthTOKEN" not in out + err
