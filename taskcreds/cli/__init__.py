@@ -8,10 +8,11 @@ and ``run(args, output) -> int``. Results go to stdout and every warning or log 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import ModuleType
 
 from taskcreds._version import __version__
@@ -89,13 +90,24 @@ def _chosen_command(argv: Sequence[str]) -> str | None:
     return next((arg for arg in argv if arg in _COMMANDS), None)
 
 
-def _configure_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+@contextlib.contextmanager
+def _logging_to_stderr(verbosity: int) -> Iterator[None]:
+    """Send taskcreds' log lines to stderr for one command, then put the logger back as it was.
+
+    ``verbosity`` -1 (``--quiet``) logs nothing at all."""
+    levels = {-1: logging.CRITICAL + 1, 0: logging.WARNING, 1: logging.INFO}
+    level = levels.get(verbosity, logging.DEBUG)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("taskcreds")
+    previous = logger.level
     logger.addHandler(handler)
     logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,13 +123,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    _configure_logging(args.verbose)
     output = Output(json_mode=args.json, quiet=getattr(args, "quiet", False))
     module = _load(args.command)
-    try:
-        code: int = module.run(args, output)
-    except TaskCredsError as error:
-        return output.fail(error)
-    except KeyboardInterrupt:
-        return 130
+    with _logging_to_stderr(-1 if output.quiet else args.verbose):
+        try:
+            code: int = module.run(args, output)
+        except TaskCredsError as error:
+            return output.fail(error)
+        except KeyboardInterrupt:
+            return 130
     return code

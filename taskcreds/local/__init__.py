@@ -9,12 +9,19 @@ with AgentServer(RotatingSource(lifetime=900), faults=Faults(fail_first=2)) as s
 
 :class:`AgentServer` answers as the agent does (paths, JSON and plain-text errors, throttling);
 a *source* (any callable returning :class:`~taskcreds.credentials.Credentials`) says what it
-hands out; :class:`Faults` makes it misbehave. The server itself uses the standard library only.
+hands out; :class:`Faults` makes it misbehave. The server itself uses the standard library only;
+:class:`AssumeRoleSource` and :class:`SessionCredentialsSource` hand out real AWS credentials and
+import boto3 when they first fetch.
 """
 
 from __future__ import annotations
 
 from taskcreds.local._answers import THROTTLE_MESSAGE, credentials_document, format_expiration
+from taskcreds.local._aws_sources import (
+    AssumeRoleSource,
+    CredentialSourceError,
+    SessionCredentialsSource,
+)
 from taskcreds.local._faults import AGENT_RPS_BURST, AGENT_RPS_LIMIT, Faults, RateLimiter
 from taskcreds.local._sources import (
     DEFAULT_ROLE_ARN,
@@ -35,11 +42,14 @@ __all__ = [
     "IO_TIMEOUT",
     "THROTTLE_MESSAGE",
     "AgentServer",
+    "AssumeRoleSource",
     "CredentialSource",
+    "CredentialSourceError",
     "Faults",
     "RateLimiter",
     "RecordedRequest",
     "RotatingSource",
+    "SessionCredentialsSource",
     "StaticSource",
     "credentials_document",
     "format_expiration",

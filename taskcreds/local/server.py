@@ -28,6 +28,7 @@ from typing import Any, cast
 from urllib.parse import SplitResult, urlsplit
 
 from taskcreds import environment
+from taskcreds.errors import TaskCredsError
 from taskcreds.local._answers import (
     JSON_TYPE,
     TEXT_TYPE,
@@ -148,6 +149,10 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             try:
                 body = answers.credentials_body()
+            except TaskCredsError as exc:
+                # A source that says what went wrong (the AWS-backed ones): one line is enough.
+                logger.error("the credential source failed: %s", exc)
+                return injected_failure(500, route)
             except Exception:
                 logger.exception("the credential source failed")
                 return injected_failure(500, route)

@@ -1,0 +1,407 @@
+"""``taskcreds serve-local``: the ECS agent's credentials endpoint on this machine, until stopped.
+
+What amazon-ecs-local-container-endpoints does, without Docker: run it, set the variable it
+prints in the app's environment, and the app (any AWS SDK, or taskcreds) gets credentials as it
+would inside a task. Credentials come from the caller's own AWS credentials (default), from STS
+``AssumeRole`` (``--role-arn``), or are fake (``--fake``, no AWS needed). Fault flags make the
+endpoint slow, failing or throttling, to test how an app copes.
+
+The source is asked for one set before serving, so a misconfiguration (no credentials, AssumeRole
+denied) ends the command at once with exit code 2. Then the variables go to stdout (text: an
+env-file, comments start with ``#``; ``--json``: one document) and it serves until SIGINT or
+SIGTERM, after which it exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import logging
+import os
+import re
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from taskcreds import environment
+from taskcreds.cli._common import EXIT_OK, Output
+from taskcreds.credentials import Credentials, mask_key_id
+from taskcreds.errors import ConfigError, TokenError
+from taskcreds.local import (
+    AGENT_RPS_BURST,
+    AgentServer,
+    AssumeRoleSource,
+    CredentialSource,
+    Faults,
+    RotatingSource,
+    SessionCredentialsSource,
+)
+
+EXAMPLE = "python -m taskcreds serve-local --role-arn arn:aws:iam::123456789012:role/AppA"
+
+#: The ECS agent's own port for its credentials endpoint.
+DEFAULT_PORT = 51679
+ECS_ADDRESS = "169.254.170.2:80"
+_CREDENTIALS_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
+# Listening on every address: clients on this machine reach it through loopback.
+_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
+
+logger = logging.getLogger("taskcreds.cli.serve_local")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where to listen, what to hand out, and how to misbehave."""
+    listen = parser.add_argument_group("listening")
+    listen.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    listen.add_argument(
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"port (default {DEFAULT_PORT}, the agent's; 0 picks a free one)",
+    )
+    listen.add_argument(
+        "--credentials-id",
+        type=_credentials_id,
+        help="the ID in /v2/credentials/<ID> (default: a random UUID)",
+    )
+    listen.add_argument(
+        "--pod-identity-token-file",
+        metavar="PATH",
+        help="EKS Pod Identity mode: /v1/credentials wants this file's content as Authorization",
+    )
+
+    source = parser.add_argument_group("credentials (default: your own AWS credentials)")
+    choice = source.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--role-arn", metavar="ARN", help="hand out this role's, via STS AssumeRole"
+    )
+    choice.add_argument(
+        "--fake", action="store_true", help="hand out fake credentials (no AWS needed)"
+    )
+    source.add_argument(
+        "--role-session-name", help="with --role-arn: the session name (default taskcreds-local)"
+    )
+    source.add_argument(
+        "--duration",
+        type=_positive_int,
+        metavar="SECONDS",
+        help="DurationSeconds for AssumeRole, or GetSessionToken with long-term keys (min 900)",
+    )
+    source.add_argument(
+        "--lifetime",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="with --fake: how long each fake set is valid (default 3600)",
+    )
+
+    faults = parser.add_argument_group("fault injection")
+    faults.add_argument(
+        "--latency", type=_non_negative_float, default=0.0, metavar="SECONDS", help="delay answers"
+    )
+    faults.add_argument(
+        "--fail-first",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="fail the first N credentials requests",
+    )
+    faults.add_argument(
+        "--fail-status",
+        type=_status,
+        default=503,
+        metavar="S",
+        help="their HTTP status (default 503, the agent's CredentialsUninitialized)",
+    )
+    faults.add_argument(
+        "--throttle",
+        type=_non_negative_float,
+        metavar="RPS",
+        help="answer 429 over RPS requests/s per client (the agent: 40)",
+    )
+    faults.add_argument(
+        "--burst",
+        type=_positive_int,
+        metavar="N",
+        help=f"with --throttle: the token bucket's size (default {AGENT_RPS_BURST})",
+    )
+
+
+def run(args: argparse.Namespace, output: Output) -> int:
+    _check_combinations(args)
+    token_file = _token_file(args.pod_identity_token_file)
+    faults = Faults(
+        latency=args.latency,
+        fail_first=args.fail_first,
+        fail_status=args.fail_status,
+        throttle_rps=args.throttle,
+        throttle_burst=args.burst if args.burst is not None else AGENT_RPS_BURST,
+    )
+    source, description = _source(args)
+    try:
+        first = source()  # fail fast: no credentials, AssumeRole denied, STS unreachable
+        print(
+            f"taskcreds serve-local: {description}: {_summary(first)}",
+            file=output.err,
+        )
+        server = AgentServer(
+            source,
+            host=args.host,
+            port=args.port,
+            credentials_id=args.credentials_id,
+            faults=faults,
+            pod_identity_token_file=token_file,
+            # EKS Pod Identity sends AccountId and no RoleArn; the ECS agent the reverse.
+            include_role_arn=token_file is None,
+            include_account_id=token_file is not None,
+        )
+        with _until_signalled() as stopped:
+            _start(server, args.host, args.port)
+            try:
+                _announce(server, args, output, description, token_file)
+                stopped.wait()
+                logger.info("stopping: %s", stopped.signal_name)
+            finally:
+                server.stop()
+    finally:
+        close: Callable[[], None] | None = getattr(source, "close", None)
+        if close is not None:
+            close()
+    return EXIT_OK
+
+
+# --- checks
+
+
+def _check_combinations(args: argparse.Namespace) -> None:
+    misplaced = [
+        (
+            args.role_session_name is not None and args.role_arn is None,
+            "--role-session-name",
+            "--role-arn",
+        ),
+        (args.lifetime is not None and not args.fake, "--lifetime", "--fake"),
+        (
+            args.duration is not None and args.fake,
+            "--duration",
+            "--role-arn or your own credentials",
+        ),
+        (args.burst is not None and args.throttle is None, "--burst", "--throttle"),
+    ]
+    for wrong, flag, needs in misplaced:
+        if wrong:
+            raise ConfigError(f"{flag} only applies with {needs}", hint=f"drop {flag}")
+
+
+def _token_file(path: str | None) -> str | None:
+    if path is None:
+        return None
+    absolute = os.path.abspath(path)
+    try:
+        with open(absolute, encoding="utf-8") as file:
+            token = file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TokenError(
+            f"cannot read the pod identity token file {absolute}: {exc}",
+            source=absolute,
+            hint="write the token the app should send to that file first",
+        ) from exc
+    if not token.rstrip("\n"):
+        raise TokenError(
+            f"the pod identity token file {absolute} is empty",
+            source=absolute,
+            hint="write the token the app should send to that file first",
+        )
+    return absolute
+
+
+def _source(args: argparse.Namespace) -> tuple[CredentialSource, str]:
+    if args.fake:
+        lifetime = args.lifetime if args.lifetime is not None else 3600.0
+        return RotatingSource(lifetime=lifetime), f"fake credentials, each set valid {lifetime:g} s"
+    if args.role_arn is not None:
+        assume = AssumeRoleSource(
+            args.role_arn,
+            session_name=args.role_session_name or "taskcreds-local",
+            duration_seconds=args.duration,
+        )
+        return assume, f"role {args.role_arn} (STS AssumeRole)"
+    return SessionCredentialsSource(duration_seconds=args.duration), "your own AWS credentials"
+
+
+def _summary(credentials: Credentials) -> str:
+    role = credentials.role_arn or "no role (user credentials)"
+    return (
+        f"{role}, key {mask_key_id(credentials.access_key_id)},"
+        f" expires {credentials.expiration.isoformat()}"
+    )
+
+
+# --- serving
+
+
+class _Stop:
+    """Set by SIGINT or SIGTERM."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signal_name = "not signalled"
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self._event.set()
+
+    def wait(self) -> None:
+        self._event.wait()
+
+
+@contextlib.contextmanager
+def _until_signalled() -> Iterator[_Stop]:
+    """SIGINT and SIGTERM end the wait (no KeyboardInterrupt); the old handlers come back after."""
+    stop = _Stop()
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("serve-local must run in the main thread (it handles signals)")
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _start(server: AgentServer, host: str, port: int) -> None:
+    try:
+        server.start()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host} port {port}: {exc.strerror or exc}",
+            hint="--port 0 picks a free port; --host must be an address of this machine",
+        ) from exc
+
+
+def _announce(
+    server: AgentServer,
+    args: argparse.Namespace,
+    output: Output,
+    description: str,
+    token_file: str | None,
+) -> None:
+    host = _WILDCARDS.get(server.host, server.host)
+    base_url = f"http://[{host}]:{server.port}" if ":" in host else f"http://{host}:{server.port}"
+    if token_file is not None:
+        variables = {
+            environment.FULL_URI: f"{base_url}/v1/credentials",
+            environment.AUTH_TOKEN_FILE: token_file,
+        }
+    else:
+        variables = {environment.FULL_URI: base_url + server.relative_uri}
+    task_variables = {environment.RELATIVE_URI: server.relative_uri}
+    if not _is_loopback(server.host):
+        output.warn(
+            f"listening on {server.host}: whoever reaches port {server.port} gets these"
+            " credentials; clients accept FULL_URI over http only from loopback, unless the host"
+            f" is in {environment.ALLOWED_HOSTS} (taskcreds) or similar"
+        )
+    if output.json_mode:
+        output.document(
+            {
+                "ok": True,
+                "host": server.host,
+                "port": server.port,
+                "credentials_id": server.credentials_id,
+                "source": "fake" if args.fake else "assume-role" if args.role_arn else "session",
+                "pod_identity": token_file is not None,
+                "environment": variables,
+                # Only where this server is reachable as 169.254.170.2:80, as the agent is.
+                "task_environment": task_variables,
+            }
+        )
+    else:
+        output.line(f"# taskcreds serve-local: {description}")
+        output.line("# Set in the app's environment:")
+        for name, value in variables.items():
+            output.line(f"{name}={value}")
+        if token_file is None:
+            output.line(
+                f"# Or, only where this server is reachable as {ECS_ADDRESS}"
+                " (as the agent is from a task):"
+            )
+            for name, value in task_variables.items():
+                output.line(f"# {name}={value}")
+    output.out.flush()
+    print(
+        f"taskcreds serve-local: serving on {server.base_url}; Ctrl-C stops it",
+        file=output.err,
+        flush=True,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# --- argument types (a bad value is a usage error: exit code 1)
+
+
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text}")
+    return value
+
+
+def _status(text: str) -> int:
+    value = _positive_int(text)
+    if not 100 <= value <= 599:
+        raise argparse.ArgumentTypeError(f"not an HTTP status: {text}")
+    return value
+
+
+def _credentials_id(text: str) -> str:
+    if _CREDENTIALS_ID.fullmatch(text) is None:
+        raise argparse.ArgumentTypeError(
+            "use 1 to 128 letters, digits, '.', '_', '~' or '-' (it goes in the URL path)"
+        )
+    return text
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not negative: {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
