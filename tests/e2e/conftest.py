@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +62,59 @@ def in_container(plan: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
 
 def python(*args: str) -> list[str]:
     return ["{python}", "-m", "taskcreds", *args]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """An environment with no AWS settings of the machine's: nothing to fall back on."""
+    environ = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    environ.update(extra)
+    return environ
+
+
+@contextlib.contextmanager
+def serve_local(args: list[str], env: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """``taskcreds serve-local --port 0 --json ARGS`` on 127.0.0.1; yields its JSON document."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "taskcreds", "serve-local", "--port", "0", "--json", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(
+        target=lambda: [lines.put(line) for line in process.stdout or ()], daemon=True
+    )
+    reader.start()
+    try:
+        text = ""
+        while True:
+            try:
+                text += lines.get(timeout=20)
+            except queue.Empty:
+                process.kill()
+                pytest.fail(f"serve-local printed no JSON; stderr: {process.communicate()[1]}")
+            try:
+                document: dict[str, Any] = json.loads(text)
+                break
+            except ValueError:
+                continue
+        yield document
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+        reader.join(5)
