@@ -33,6 +33,8 @@ from taskcreds.provider import CredentialProvider, get_credentials
 if TYPE_CHECKING:
     import boto3
 
+    from taskcreds.upload import Uploader
+
 __all__ = [
     "AccessDeniedError",
     "ConfigError",
@@ -53,6 +55,7 @@ __all__ = [
     "TokenSource",
     "UnsupportedHostError",
     "UploadError",
+    "Uploader",
     "__version__",
     "get_credentials",
     "resolve_endpoint",
@@ -67,3 +70,12 @@ def session(
     from taskcreds.boto import session as _session
 
     return _session(provider=provider, region_name=region_name, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    # The uploader needs boto3 and s3transfer; load them only when it is asked for.
+    if name == "Uploader":
+        from taskcreds.upload import Uploader
+
+        return Uploader
+    raise AttributeError(f"module 'taskcreds' has no attribute {name!r}")

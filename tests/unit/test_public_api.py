@@ -27,6 +27,7 @@ EXPECTED = {
     "TokenSource",
     "UnsupportedHostError",
     "UploadError",
+    "Uploader",
     "__version__",
     "get_credentials",
     "resolve_endpoint",

@@ -1,0 +1,77 @@
+"""Turn botocore's errors into taskcreds' typed upload errors, naming the IAM action refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskcreds.errors import AccessDeniedError, ObjectExistsError, UploadError
+
+__all__ = ["IAM_ACTIONS", "translate"]
+
+#: The IAM action each S3 operation the uploader uses needs (HEAD needs s3:GetObject).
+IAM_ACTIONS = {
+    "PutObject": "s3:PutObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+    "AbortMultipartUpload": "s3:AbortMultipartUpload",
+    "ListMultipartUploads": "s3:ListBucketMultipartUploads",
+    "HeadObject": "s3:GetObject",
+    "GetObject": "s3:GetObject",
+    "PutObjectTagging": "s3:PutObjectTagging",
+    "DeleteObject": "s3:DeleteObject",
+}
+_DENIED = frozenset({"AccessDenied", "AllAccessDisabled", "403", "Forbidden"})
+_EXISTS = frozenset({"PreconditionFailed", "412"})
+_KMS_HINT_WORDS = ("kms", "KMS")
+
+
+def translate(error: Exception, *, bucket: str, key: str | None) -> UploadError:
+    """A typed error for a failed S3 call; the original stays the ``__cause__``."""
+    response: dict[str, Any] = getattr(error, "response", None) or {}
+    details = response.get("Error", {})
+    code = str(details.get("Code", ""))
+    message = str(details.get("Message", "")) or str(error)
+    operation = str(getattr(error, "operation_name", "") or "")
+    where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
+    if code in _EXISTS:
+        return ObjectExistsError(
+            f"{where} already exists and overwrite=False",
+            bucket=bucket,
+            key=key,
+            hint="choose another key, or pass overwrite=True to replace it",
+        )
+    if code in _DENIED:
+        action = _denied_action(operation, message)
+        return AccessDeniedError(
+            f"access denied: {operation or 'the request'} on {where} needs {action}",
+            bucket=bucket,
+            key=key,
+            action=action,
+            hint=f"grant {action} on {_resource(action, bucket, key)} to the task role "
+            "(`python -m taskcreds policy` prints a least-privilege policy)",
+        )
+    if code == "NoSuchBucket":
+        return UploadError(
+            f"bucket {bucket!r} does not exist",
+            bucket=bucket,
+            key=key,
+            hint="check TASKCREDS_BUCKET (and the region / AWS_ENDPOINT_URL_S3)",
+        )
+    summary = f"{code}: {message}" if code else message
+    return UploadError(f"uploading to {where} failed: {summary}", bucket=bucket, key=key)
+
+
+def _denied_action(operation: str, message: str) -> str:
+    if any(word in message for word in _KMS_HINT_WORDS):
+        # Multipart uploads to SSE-KMS buckets need kms:Decrypt too; GenerateDataKey comes first.
+        return "kms:Decrypt" if "Decrypt" in message else "kms:GenerateDataKey"
+    return IAM_ACTIONS.get(operation, "s3:PutObject")
+
+
+def _resource(action: str, bucket: str, key: str | None) -> str:
+    if action.startswith("kms:"):
+        return "the bucket's KMS key"
+    if action == "s3:ListBucketMultipartUploads":
+        return f"arn:aws:s3:::{bucket}"
+    return f"arn:aws:s3:::{bucket}/{key or '*'}"

@@ -1,0 +1,315 @@
+"""The Uploader against real S3 (SeaweedFS) with real STS session credentials for role AppA.
+
+The credentials travel the whole real path: SeaweedFS STS AssumeRole -> the local agent-compatible
+endpoint -> CredentialProvider -> the uploader's boto3 session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import taskcreds
+from taskcreds import AccessDeniedError, ConfigError, KeyOutsidePrefixError, ObjectExistsError
+from taskcreds.local import AgentServer
+from taskcreds.local.seaweed import SeaweedFS
+from taskcreds.upload import Uploader
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def app_a(seaweed: SeaweedFS) -> Iterator[AgentServer]:
+    """The task's agent, serving AppA's real STS session credentials."""
+    with AgentServer(lambda: seaweed.assume_role("AppA")) as server:
+        yield server
+
+
+@pytest.fixture
+def provider(app_a: AgentServer) -> Iterator[taskcreds.CredentialProvider]:
+    with taskcreds.CredentialProvider(app_a.environment()) as provider:
+        yield provider
+
+
+def uploader_for(
+    seaweed: SeaweedFS,
+    provider: taskcreds.CredentialProvider,
+    bucket: str = "app-a",
+    **kwargs: object,
+) -> Uploader:
+    prefix = kwargs.pop("prefix", f"t-{uuid.uuid4().hex[:8]}/")
+    return Uploader(
+        bucket,
+        prefix,  # type: ignore[arg-type]
+        provider=provider,
+        endpoint_url=seaweed.s3_endpoint,
+        region_name=seaweed.region,
+        environ={},
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def read_back(seaweed: SeaweedFS, bucket: str, key: str) -> bytes:
+    s3 = seaweed.admin_client("s3")
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    finally:
+        s3.close()
+
+
+def keys_in(seaweed: SeaweedFS, bucket: str, prefix: str = "") -> list[str]:
+    s3 = seaweed.admin_client("s3")
+    try:
+        page = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
+        return [item["Key"] for item in page.get("Contents", [])]
+    finally:
+        s3.close()
+
+
+def test_upload_bytes_to_own_bucket(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider
+) -> None:
+    with uploader_for(seaweed, provider) as uploader:
+        result = uploader.upload_bytes(b"hello task A\n", "greeting.txt", metadata={"app": "a"})
+    assert result.key == uploader.prefix + "greeting.txt"
+    assert result.size == 13
+    assert result.checksum_algorithm == "CRC32C"
+    assert result.checksum
+    assert result.etag
+    assert read_back(seaweed, "app-a", result.key) == b"hello task A\n"
+
+
+def test_isolation_other_bucket_denied_nothing_written(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, tmp_path: Path
+) -> None:
+    with uploader_for(seaweed, provider, bucket="app-b", prefix="intruder/") as uploader:
+        with pytest.raises(AccessDeniedError) as info:
+            uploader.upload_bytes(b"not yours", "x.txt")
+        big = tmp_path / "big.bin"
+        big.write_bytes(b"\0" * (12 * MiB))
+        with pytest.raises(AccessDeniedError):
+            uploader.upload_file(big)
+    assert info.value.bucket == "app-b"
+    assert info.value.action == "s3:PutObject"
+    assert "s3:PutObject" in str(info.value)
+    assert keys_in(seaweed, "app-b", "intruder/") == []
+
+
+def test_multipart_file_byte_exact(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, tmp_path: Path
+) -> None:
+    data = hashlib.sha256(b"seed").digest() * (20 * MiB // 32) + b"tail"
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    seen: list[int] = []
+    with uploader_for(
+        seaweed, provider, part_size=5 * MiB, multipart_threshold=5 * MiB
+    ) as uploader:
+        result = uploader.upload_file(path, "nested/data.bin", progress=seen.append)
+        assert uploader.list_incomplete() == []
+    assert result.multipart
+    assert result.size == len(data)
+    assert sum(seen) == len(data)
+    assert read_back(seaweed, "app-a", result.key) == data
+
+
+@pytest.mark.parametrize("algorithm", ["CRC32", "SHA256", "CRC64NVME"])
+def test_checksum_algorithms(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, algorithm: str
+) -> None:
+    with uploader_for(seaweed, provider) as uploader:
+        result = uploader.upload_bytes(b"abc" * 1000, "c.bin", checksum_algorithm=algorithm)
+    assert result.checksum_algorithm == algorithm
+    assert result.checksum
+
+
+def test_non_seekable_stream(seaweed: SeaweedFS, provider: taskcreds.CredentialProvider) -> None:
+    read_end, write_end = __import__("os").pipe()
+    payload = b"x" * (11 * MiB)
+
+    def writer() -> None:
+        with open(write_end, "wb") as sink:
+            sink.write(payload)
+
+    import threading
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    with (
+        open(read_end, "rb") as stream,
+        uploader_for(seaweed, provider, part_size=5 * MiB, multipart_threshold=5 * MiB) as uploader,
+    ):
+        result = uploader.upload_fileobj(stream, "stream.bin")
+    thread.join(10)
+    assert result.size == len(payload)
+    assert read_back(seaweed, "app-a", result.key) == payload
+
+
+def test_no_overwrite_single_and_multipart(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, tmp_path: Path
+) -> None:
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"1" * (11 * MiB))
+    with uploader_for(
+        seaweed, provider, part_size=5 * MiB, multipart_threshold=5 * MiB
+    ) as uploader:
+        uploader.upload_bytes(b"first", "once.txt", overwrite=False)
+        with pytest.raises(ObjectExistsError):
+            uploader.upload_bytes(b"second", "once.txt", overwrite=False)
+        assert read_back(seaweed, "app-a", uploader.key_for("once.txt")) == b"first"
+        uploader.upload_file(big, "big.bin", overwrite=False)
+        big.write_bytes(b"2" * (11 * MiB))
+        with pytest.raises(ObjectExistsError):
+            uploader.upload_file(big, "big.bin", overwrite=False)
+        assert read_back(seaweed, "app-a", uploader.key_for("big.bin"))[:1] == b"1"
+        assert uploader.list_incomplete() == []  # the refused multipart upload was aborted
+        uploader.upload_bytes(b"third", "once.txt")  # overwrite=True is the default
+        assert read_back(seaweed, "app-a", uploader.key_for("once.txt")) == b"third"
+
+
+def test_upload_dir_include_exclude_skip_unchanged(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, tmp_path: Path
+) -> None:
+    root = tmp_path / "site"
+    (root / "css").mkdir(parents=True)
+    (root / "index.html").write_text("<h1>hi</h1>")
+    (root / "css" / "a.css").write_text("body{}")
+    (root / "debug.log").write_text("noise")
+    (root / "tmp").mkdir()
+    (root / "tmp" / "x.html").write_text("scratch")
+    with uploader_for(seaweed, provider) as uploader:
+        plan = uploader.upload_dir(
+            root, include=["*.html", "*.css"], exclude=["tmp/*"], dry_run=True
+        )
+        assert sorted(plan.planned) == sorted(
+            uploader.key_for(k) for k in ("index.html", "css/a.css")
+        )
+        assert keys_in(seaweed, "app-a", uploader.prefix) == []
+        first = uploader.upload_dir(root, include=["*.html", "*.css"], exclude=["tmp/*"])
+        assert first.ok
+        assert len(first.uploaded) == 2
+        (root / "index.html").write_text("<h1>changed</h1>")
+        second = uploader.upload_dir(root, include=["*.html", "*.css"], exclude=["tmp/*"])
+    assert [r.key for r in second.uploaded] == [uploader.key_for("index.html")]
+    assert second.skipped == [uploader.key_for("css/a.css")]
+    content_type = seaweed.admin_client("s3").head_object(
+        Bucket="app-a", Key=uploader.key_for("index.html")
+    )["ContentType"]
+    assert content_type == "text/html"
+
+
+HOSTILE = [
+    "../escape.txt",
+    "a/../../b",
+    "/absolute",
+    "back\\slash",
+    "..\\win",
+    "a//b",
+    "trailing/",
+    "./dot",
+    "a/./b",
+    "nul\x00byte",
+    "new\nline",
+    "car\rriage",
+    "tab\tkey",
+    "del\x7f",
+    "nel\x85",
+    "line\u2028sep",
+    "bom\ufeff",
+    "",
+    ".",
+    "..",
+    "x" * 1100,
+    "é" * 600,
+]
+
+
+def test_hostile_keys_are_refused_and_nothing_written(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider
+) -> None:
+    with uploader_for(seaweed, provider, prefix="jail/") as uploader:
+        for key in HOSTILE:
+            with pytest.raises(KeyOutsidePrefixError):
+                uploader.upload_bytes(b"x", key)
+    assert len(HOSTILE) >= 20
+    everything = keys_in(seaweed, "app-a")
+    assert not [
+        key for key in everything if not key.startswith("t-") and not key.startswith("peer/")
+    ]
+
+
+def test_list_and_abort_incomplete_only_under_prefix(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider
+) -> None:
+    s3 = seaweed.admin_client("s3")
+    try:
+        mine = s3.create_multipart_upload(Bucket="app-a", Key="jail2/left.bin")["UploadId"]
+        other = s3.create_multipart_upload(Bucket="app-a", Key="elsewhere/left.bin")["UploadId"]
+        with uploader_for(seaweed, provider, prefix="jail2/") as uploader:
+            listed = uploader.list_incomplete()
+            assert [u.upload_id for u in listed] == [mine]
+            assert uploader.abort_incomplete(older_than=timedelta(hours=1)) == []  # too young
+            aborted = uploader.abort_incomplete(older_than=timedelta(0))
+            assert [u.upload_id for u in aborted] == [mine]
+            assert uploader.list_incomplete() == []
+        remaining = s3.list_multipart_uploads(Bucket="app-a").get("Uploads", [])
+        assert other in [u["UploadId"] for u in remaining]
+    finally:
+        s3.abort_multipart_upload(Bucket="app-a", Key="elsewhere/left.bin", UploadId=other)
+        s3.close()
+
+
+def test_presigned_url_fetches_bytes(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider
+) -> None:
+    import requests
+
+    with uploader_for(seaweed, provider) as uploader:
+        uploader.upload_bytes(b"shared bytes", "share.txt")
+        url = uploader.presigned_url("share.txt", expires_in=300)
+    assert requests.get(url, timeout=10).content == b"shared bytes"
+
+
+def test_aws_cli_reads_back_what_taskcreds_wrote(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, tmp_path: Path
+) -> None:
+    data = bytes(range(256)) * 4096
+    with uploader_for(seaweed, provider) as uploader:
+        result = uploader.upload_bytes(data, "peer.bin")
+    creds = provider.get()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        **seaweed.environment(),
+        "AWS_ACCESS_KEY_ID": creds.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
+        "AWS_SESSION_TOKEN": creds.token,
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    aws = str(Path(sys.executable).with_name("aws"))
+    out = subprocess.run(
+        [aws, "s3", "cp", f"s3://app-a/{result.key}", "-"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == data
+
+
+def test_bucket_from_environment_or_clear_error(provider: taskcreds.CredentialProvider) -> None:
+    with pytest.raises(ConfigError, match="TASKCREDS_BUCKET"):
+        Uploader(provider=provider, environ={})
+    uploader = Uploader(
+        provider=provider, environ={"TASKCREDS_BUCKET": "app-a", "TASKCREDS_PREFIX": "logs"}
+    )
+    assert (uploader.bucket, uploader.prefix) == ("app-a", "logs/")
