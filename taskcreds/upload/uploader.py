@@ -436,7 +436,8 @@ class Uploader:
         retries: Any = {"mode": self._retry_mode, "max_attempts": self._max_attempts}
         config = Config(
             retries=retries,
-            signature_version="s3v4",  # presigned URLs too (SeaweedFS refuses session tokens on SigV2)
+            # SigV4 for presigned URLs too: SeaweedFS refuses session tokens on SigV2 ones.
+            signature_version="s3v4",
             max_pool_connections=self._max_concurrency * 2 + 2,
             s3={"addressing_style": "path"} if path_style else None,
         )
