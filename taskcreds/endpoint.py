@@ -375,7 +375,8 @@ def _unsupported(
     allowed = (*_BUILTIN_ALLOWED, *sorted(extra))
     if can_opt_in:
         hint = (
-            f"use https, or opt in to the host with {env.ALLOWED_HOSTS}={host} (or allowed_hosts=)"
+            f"use https, or opt in to the host with {env.ALLOWED_HOSTS}={host} "
+            "(or allowed_hosts=[...])"
         )
     else:
         hint = "no setting allows this host; point FULL_URI at the agent or a loopback emulator"

@@ -8,6 +8,7 @@ started that would end past the deadline.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import platform
 import socket
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Literal
+from urllib.parse import urlsplit
 
 import requests
 import tenacity
@@ -216,7 +218,7 @@ class Fetcher:
             "deadline",
             url=url,
             reason="timeout",
-            hint=_TIMEOUT_HINT,
+            hint=None if _is_loopback_url(url) else _TIMEOUT_HINT,
         )
 
     def _read_body(self, response: requests.Response, url: str) -> bytes:
@@ -301,17 +303,34 @@ def _unreachable(exc: Exception, url: str) -> EndpointUnreachableError:
         "dns": "host name could not be resolved",
         "other": "could not be reached",
     }[reason]
-    hints = {
-        "refused": "nothing listens there: not in ECS/EKS, the agent is down, or "
-        "ECS_ENABLE_TASK_IAM_ROLE is off on the container instance",
-        "timeout": _TIMEOUT_HINT,
-    }
+    if _is_loopback_url(url):
+        hints = {
+            "refused": "nothing listens there: start the local endpoint "
+            "(`python -m taskcreds serve-local`) or check the port",
+            "timeout": "the local endpoint accepted the connection but did not answer",
+        }
+    else:
+        hints = {
+            "refused": "nothing listens there: not in ECS/EKS, the agent is down, or "
+            "ECS_ENABLE_TASK_IAM_ROLE is off on the container instance",
+            "timeout": _TIMEOUT_HINT,
+        }
     return EndpointUnreachableError(
         f"the credentials endpoint {url} {what} ({type(exc).__name__})",
         url=url,
         reason=reason,
         hint=hints.get(reason),
     )
+
+
+def _is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _network_reason(exc: BaseException) -> _Reason:

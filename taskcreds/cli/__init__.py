@@ -28,6 +28,7 @@ _COMMANDS = {
     "export": "taskcreds.cli.export",
     "serve-local": "taskcreds.cli.serve_local",
     "demo": "taskcreds.cli.demo",
+    "upload": "taskcreds.cli.upload",
 }
 _SUMMARIES = {
     "show": "show which role and credentials this container gets (never the secrets)",
@@ -35,6 +36,7 @@ _SUMMARIES = {
     "export": "print the credentials for a shell, credential_process or a program (secrets!)",
     "serve-local": "run a local credentials endpoint that answers as the ECS agent does",
     "demo": "run the whole story against a local S3 + STS and a local credentials endpoint",
+    "upload": "upload files and directories to the app's own bucket and prefix",
 }
 _EXIT_CODES_HELP = """exit codes:
   0 ok  1 usage  2 configuration (not in a container, unsupported host, token)

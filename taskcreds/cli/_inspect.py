@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from taskcreds import environment as env
 from taskcreds.credentials import Credentials, mask_key_id
 from taskcreds.endpoint import Endpoint
+from taskcreds.errors import CredentialsExpiredError
 from taskcreds.fetch import FetchResult
 from taskcreds.provider import MANDATORY_WINDOW
 
@@ -23,7 +24,7 @@ __all__ = [
     "format_duration",
 ]
 
-#: Beyond this, SigV4 requests start failing with RequestTimeTooSkewed (S3 allows 15 min).
+#: Beyond this the clock is worth fixing; AWS rejects signed requests past 15 minutes of skew.
 CLOCK_SKEW_LIMIT = timedelta(seconds=60)
 _POD_IDENTITY_HOSTS = frozenset({"169.254.170.23", "fd00:ec2::23"})
 # botocore learnt the Pod Identity host in 1.32.0, and re-reads the token file from 1.34.41.
@@ -68,7 +69,7 @@ def credential_warnings(
 ) -> list[str]:
     warnings = []
     left = credentials.time_left(now)
-    if left <= MANDATORY_WINDOW:
+    if timedelta(0) < left <= MANDATORY_WINDOW:
         warnings.append(
             f"the credentials expire in {format_duration(left)}: the agent should have rotated "
             "them by now (is the agent stuck, or the task stopping?)"
@@ -78,9 +79,21 @@ def credential_warnings(
         direction = "ahead of" if skew > timedelta(0) else "behind"
         warnings.append(
             f"this machine's clock is {format_duration(abs(skew))} {direction} the endpoint's: "
-            "signed requests fail with RequestTimeTooSkewed and refresh timing is off; fix NTP"
+            "refreshes happen that much early or late, and past 15 minutes AWS rejects signed "
+            "requests (RequestTimeTooSkewed); fix NTP"
         )
     return warnings
+
+
+def ensure_unexpired(credentials: Credentials, now: datetime) -> None:
+    """Raise :class:`CredentialsExpiredError` for a set the endpoint served already expired."""
+    left = credentials.time_left(now)
+    if left <= timedelta(0):
+        raise CredentialsExpiredError(
+            f"the endpoint served credentials that expired {format_duration(-left)} ago "
+            f"({credentials.expiration.strftime('%Y-%m-%dT%H:%M:%SZ')})",
+            hint="check this machine's clock (NTP); if it is right, the agent is stuck",
+        )
 
 
 def clock_skew(now: datetime, server_date: datetime | None) -> timedelta | None:

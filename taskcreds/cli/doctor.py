@@ -306,7 +306,7 @@ class _Doctor:
             with _client("sts", credentials) as sts:
                 identity = sts.get_caller_identity()
         except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "?")
+            code = _error_code(error)
             self._fail(
                 "sts",
                 f"GetCallerIdentity refused: {code}",
@@ -338,22 +338,17 @@ class _Doctor:
                 action = "s3:DeleteObject"
                 s3.delete_object(Bucket=bucket, Key=key)
         except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "?")
-            denied = code in ("AccessDenied", "403", "Forbidden")
+            code = _error_code(error)
             left_behind = (
                 f" (the probe object {key} was left behind)" if action != "s3:PutObject" else ""
             )
+            cause, fix, exit_code = _write_probe_finding(code, action, bucket, prefix)
             self._fail(
                 "write probe",
                 f"{action} on {resource} refused: {code}{left_behind}",
-                f"the task role lacks {action} on arn:aws:s3:::{bucket}/{prefix}*"
-                if denied
-                else f"S3 answered {code}",
-                f"grant {action} on arn:aws:s3:::{bucket}/{prefix}* to the task role "
-                "(`taskcreds policy` prints the least-privilege policy)"
-                if denied
-                else "check the bucket name and region",
-                EXIT_ACCESS_DENIED if denied else EXIT_UPLOAD,
+                cause,
+                fix,
+                exit_code,
             )
         except BotoCoreError as error:
             self._fail(
@@ -364,6 +359,37 @@ class _Doctor:
                 EXIT_UPLOAD,
             )
         self.steps.append(Step("write probe", True, f"wrote and deleted s3://{bucket}/{key}"))
+
+
+def _error_code(error: Exception) -> str:
+    """The AWS error code, also where SeaweedFS puts it (top level, not under "Error")."""
+    response: dict[str, Any] = getattr(error, "response", None) or {}
+    code = response.get("Error", {}).get("Code") or response.get("Code")
+    return str(code) if code else "?"
+
+
+def _write_probe_finding(code: str, action: str, bucket: str, prefix: str) -> tuple[str, str, int]:
+    """(cause, fix, exit code) for an S3 error answered to the write probe."""
+    if code in ("AccessDenied", "403", "Forbidden"):
+        return (
+            f"the task role lacks {action} on arn:aws:s3:::{bucket}/{prefix}*",
+            f"grant {action} on arn:aws:s3:::{bucket}/{prefix}* to the task role "
+            "(docs/uploading.md lists the actions each feature needs)",
+            EXIT_ACCESS_DENIED,
+        )
+    if code in ("ExpiredToken", "InvalidAccessKeyId", "InvalidToken", "TokenRefreshRequired"):
+        return (
+            "S3 does not accept these credentials: expired, or from another partition/endpoint",
+            "check the clock, and that AWS_ENDPOINT_URL_S3 (if set) is the S3 of this account",
+            EXIT_EXPIRED,
+        )
+    if code == "NoSuchBucket":
+        return (
+            f"bucket {bucket} does not exist (or is in another account)",
+            "check TASKCREDS_BUCKET / --bucket and the region",
+            EXIT_UPLOAD,
+        )
+    return f"S3 answered {code}", "check the bucket name and region", EXIT_UPLOAD
 
 
 def _likely_causes(endpoint: Endpoint) -> tuple[str, ...]:
@@ -402,6 +428,11 @@ def _http_cause(error: EndpointHTTPError) -> str:
         return (
             "more than 40 requests/s from this task: an SDK client per request, or a "
             "process that does not cache credentials"
+        )
+    if error.status == 400 and error.detail and "token" in error.detail.lower():
+        return (
+            "the EKS Pod Identity agent got no service-account token: "
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE is missing or empty"
         )
     if error.status in (401, 403):
         return "the Authorization token was refused (EKS Pod Identity token missing or stale)"

@@ -9,8 +9,10 @@ import argparse
 import json
 import os
 import shlex
+from datetime import datetime, timezone
 
 from taskcreds.cli._common import EXIT_OK, Output
+from taskcreds.cli._inspect import ensure_unexpired
 from taskcreds.credentials import Credentials
 from taskcreds.endpoint import resolve_endpoint
 from taskcreds.fetch import Fetcher
@@ -33,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, output: Output) -> int:
     credentials = Fetcher(deadline=args.timeout).fetch(resolve_endpoint(os.environ)).credentials
+    ensure_unexpired(credentials, datetime.now(timezone.utc))
     fmt = "json" if args.json else args.format
     text = {"env": as_env, "process": as_process, "json": as_json}[fmt](credentials)
     output.out.write(text)

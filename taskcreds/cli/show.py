@@ -10,7 +10,12 @@ import os
 from datetime import datetime, timezone
 
 from taskcreds.cli._common import EXIT_OK, Output
-from taskcreds.cli._inspect import credential_warnings, describe, environment_warnings
+from taskcreds.cli._inspect import (
+    credential_warnings,
+    describe,
+    ensure_unexpired,
+    environment_warnings,
+)
 from taskcreds.endpoint import resolve_endpoint
 from taskcreds.fetch import Fetcher
 
@@ -42,6 +47,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     endpoint = resolve_endpoint(environ)
     result = Fetcher(deadline=args.timeout).fetch(endpoint)
     now = datetime.now(timezone.utc)
+    ensure_unexpired(result.credentials, now)
     facts = describe(endpoint, result, now)
     warnings = environment_warnings(environ, endpoint) + credential_warnings(
         result.credentials, now, result.server_date

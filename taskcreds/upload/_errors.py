@@ -49,7 +49,7 @@ def translate(error: Exception, *, bucket: str, key: str | None) -> UploadError:
             key=key,
             action=action,
             hint=f"grant {action} on {_resource(action, bucket, key)} to the task role "
-            "(`python -m taskcreds policy` prints a least-privilege policy)",
+            "(docs/uploading.md lists the actions each feature needs)",
         )
     if code == "NoSuchBucket":
         return UploadError(

@@ -433,7 +433,9 @@ class Uploader:
             or self._environ.get("AWS_ENDPOINT_URL_S3")
             or self._environ.get("AWS_ENDPOINT_URL")
         )
-        retries: Any = {"mode": self._retry_mode, "max_attempts": self._max_attempts}
+        # botocore's "max_attempts" counts retries after the first try; "total_max_attempts" is
+        # what max_attempts means here (and in fetch.py): every try, the first one included.
+        retries: Any = {"mode": self._retry_mode, "total_max_attempts": self._max_attempts}
         config = Config(
             retries=retries,
             # SigV4 for presigned URLs too: SeaweedFS refuses session tokens on SigV2 ones.

@@ -306,3 +306,21 @@ def test_canary_never_printed_in_any_failure_mode(
         ):
             _, out, err = run([*argv, "--timeout", "1"], capsys)
             assert "CANARYauthTOKEN" not in out + err
+
+
+def test_expired_set_is_exit_6_for_show_and_export(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expired = Credentials(
+        KEY_ID, CANARY_SECRET, CANARY_TOKEN, datetime.now(timezone.utc) - timedelta(minutes=3), ROLE
+    )
+    with AgentServer(StaticSource(expired)) as server:
+        env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.full_uri)
+        code, out, err = run(["show"], capsys)
+        assert code == 6
+        assert "expired 3m" in err
+        code, out, err = run(["export"], capsys)
+        assert code == 6
+        assert CANARY_SECRET not in out
+        code, report, _ = doctor(capsys)
+        assert code == 6

@@ -1,0 +1,407 @@
+"""``taskcreds upload``: files and directories to the app's own bucket and prefix.
+
+A file goes through :meth:`Uploader.upload_file`, a directory through :meth:`Uploader.upload_dir`
+(with ``--include``/``--exclude`` and skip-unchanged). One line per object on stdout, a summary
+at the end, a tqdm progress bar on stderr when stderr is a terminal. One failed file does not stop
+the others; the exit code is that of the most fundamental failure (credentials and configuration
+before access denied, access denied before any other upload failure).
+
+boto3, s3transfer and tqdm are imported inside :func:`run` only, so other commands stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from taskcreds import environment, errors
+from taskcreds.cli._common import (
+    _EXIT_CODES,
+    EXIT_OK,
+    EXIT_UPLOAD,
+    EXIT_USAGE,
+    Output,
+)
+from taskcreds.errors import ConfigError, ObjectExistsError, TaskCredsError, UploadError
+
+if TYPE_CHECKING:
+    from taskcreds.upload import DirectoryResult, Uploader, UploadResult
+
+EXAMPLE = "python -m taskcreds upload report.csv site/ --prefix nightly/ --exclude '*.tmp'"
+
+#: The same names as ``taskcreds.upload.CHECKSUM_ALGORITHMS`` (not imported: it loads botocore).
+CHECKSUM_ALGORITHMS = ("CRC32C", "CRC32", "SHA256", "CRC64NVME")
+#: S3's smallest part (the last part of an upload excepted), in MiB.
+MIN_PART_SIZE_MIB = 5
+MiB = 1024 * 1024
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="files and directories to upload; a file becomes PREFIX + its name, a file in a "
+        "directory PREFIX + its path relative to that directory",
+    )
+    parser.add_argument("--bucket", help="the bucket (default: $TASKCREDS_BUCKET)")
+    parser.add_argument(
+        "--prefix", help="the key prefix; a '/' is added if missing (default: $TASKCREDS_PREFIX)"
+    )
+    parser.add_argument(
+        "--key", help="the key under the prefix for a single file (default: the file's name)"
+    )
+    parser.add_argument(
+        "--no-overwrite",
+        action="store_true",
+        help="never replace an existing object (If-None-Match: *); a taken key fails with exit 8",
+    )
+    parser.add_argument(
+        "--checksum",
+        type=str.upper,
+        choices=CHECKSUM_ALGORITHMS,
+        default="CRC32C",
+        metavar="ALG",
+        help=f"checksum S3 computes and checks: {', '.join(CHECKSUM_ALGORITHMS)} (default CRC32C)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be uploaded and write nothing",
+    )
+    parser.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="in directories, upload only relative paths matching GLOB (repeatable)",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="in directories, leave out relative paths matching GLOB (repeatable)",
+    )
+    parser.add_argument(
+        "--no-skip-unchanged",
+        dest="skip_unchanged",
+        action="store_false",
+        help="in directories, upload files even when the object already holds the same bytes",
+    )
+    parser.add_argument(
+        "--part-size",
+        type=_part_size,
+        metavar="MiB",
+        help="multipart part size in MiB, at least 5; files of this size or more are sent in "
+        "parts (default 8)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_positive,
+        metavar="N",
+        help="requests in flight at once (default 10)",
+    )
+
+
+def _part_size(text: str) -> int:
+    value = _positive(text)
+    if value < MIN_PART_SIZE_MIB:
+        raise argparse.ArgumentTypeError(f"{value} MiB is below S3's minimum part size of 5 MiB")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+# -- what was done ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Failure:
+    path: str
+    key: str | None
+    error: str
+    reason: str
+    exit_code: int
+
+
+@dataclass
+class _Report:
+    """Everything the command did, for the lines, the summary and the JSON document."""
+
+    uploaded: list[UploadResult] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    planned: list[str] = field(default_factory=list)
+    failed: list[_Failure] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return min((failure.exit_code for failure in self.failed), default=EXIT_OK)
+
+
+class _Lines:
+    """Result lines to stdout that do not tear the progress bar on stderr apart."""
+
+    def __init__(self, output: Output, write_mode: Callable[..., Any]) -> None:
+        self._output = output
+        self._write_mode = write_mode
+
+    def __call__(self, text: str) -> None:
+        with self._write_mode(file=self._output.out):
+            self._output.line(text)
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace, output: Output) -> int:
+    paths = [Path(name) for name in args.paths]
+    problem = _usage_problem(args, paths)
+    if problem is not None:
+        return _usage_error(output, problem)
+    directory_options = args.include or args.exclude or not args.skip_unchanged
+    if directory_options and not any(path.is_dir() for path in paths):
+        output.warn("--include, --exclude and --no-skip-unchanged apply to directories only")
+
+    if not (args.bucket or os.environ.get(environment.BUCKET)):
+        raise ConfigError(
+            "no bucket: pass --bucket or set TASKCREDS_BUCKET",
+            hint="in the task definition: environment TASKCREDS_BUCKET=<the app's bucket>",
+        )
+
+    from tqdm import tqdm
+
+    from taskcreds.upload import Uploader
+
+    tuning: dict[str, Any] = {"checksum_algorithm": args.checksum}
+    if args.part_size is not None:
+        tuning["part_size"] = tuning["multipart_threshold"] = args.part_size * MiB
+    if args.concurrency is not None:
+        tuning["max_concurrency"] = args.concurrency
+    report = _Report()
+    started = time.monotonic()
+    with Uploader(args.bucket, args.prefix, **tuning) as uploader:
+        with tqdm(
+            total=sum(_estimate(path, args) for path in paths),
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=sys.stderr,
+            disable=args.dry_run or not sys.stderr.isatty(),
+        ) as bar:
+            lock = threading.Lock()
+
+            def progress(sent: int) -> None:  # called from the transfer threads
+                with lock:
+                    bar.update(sent)
+
+            job = _Job(uploader, args, progress, report, _Lines(output, tqdm.external_write_mode))
+            for index, path in enumerate(paths):
+                if job.upload(path):
+                    break
+                with lock:  # what is left to send, now that this path is done
+                    bar.total = bar.n + sum(_estimate(rest, args) for rest in paths[index + 1 :])
+                    bar.refresh()
+        seconds = time.monotonic() - started
+    if output.json_mode:
+        output.document(_document(report, uploader, args.dry_run, seconds))
+        return report.exit_code
+    output.line(_summary(report, uploader, args.dry_run, seconds))
+    if report.failed:
+        first = report.failed[0]
+        more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
+        print(f"taskcreds: error: {first.reason}{more}", file=output.err)
+    return report.exit_code
+
+
+def _usage_problem(args: argparse.Namespace, paths: Sequence[Path]) -> str | None:
+    for path in paths:
+        if not path.exists():
+            return f"{path}: no such file or directory"
+        if not (path.is_file() or path.is_dir()):
+            return f"{path}: not a regular file or a directory"
+    if args.key is not None and (len(paths) != 1 or not paths[0].is_file()):
+        return "--key names one object: give exactly one file (not a directory) with it"
+    names = [path.name for path in paths if path.is_file()]
+    taken = sorted({name for name in names if names.count(name) > 1})
+    if taken and args.key is None:
+        return f"several files would become the same key: {', '.join(taken)}"
+    return None
+
+
+def _usage_error(output: Output, message: str) -> int:
+    print(f"taskcreds upload: error: {message}", file=output.err)
+    if output.json_mode:
+        error = {"type": "UsageError", "message": message, "hint": None, "retryable": False}
+        output.document({"ok": False, "exit_code": EXIT_USAGE, "error": error})
+    return EXIT_USAGE
+
+
+@dataclass
+class _Job:
+    """One run of the command: uploads each path argument and records what happened."""
+
+    uploader: Uploader
+    args: argparse.Namespace
+    progress: Callable[[int], None]
+    report: _Report
+    lines: _Lines
+
+    def upload(self, path: Path) -> bool:
+        """Upload one path argument; True when the error means the rest would fail too."""
+        try:
+            if path.is_dir():
+                self._directory(path)
+            else:
+                self._file(path)
+        except UploadError as exc:
+            self._failed(str(path), exc.key, type(exc).__name__, self._reason(exc))
+        except TaskCredsError as exc:  # credentials or configuration: the rest would fail too
+            self._failed(str(path), None, type(exc).__name__, str(exc))
+            return True
+        except OSError as exc:
+            self._failed(str(path), None, type(exc).__name__, str(exc))
+        return False
+
+    def _file(self, path: Path) -> None:
+        uploader, args = self.uploader, self.args
+        if args.dry_run:
+            key = uploader.key_for(args.key if args.key is not None else path.name)
+            self.report.planned.append(key)
+            self.lines(f"would upload s3://{uploader.bucket}/{key} ({path.stat().st_size} bytes)")
+            return
+        result = uploader.upload_file(
+            path, args.key, overwrite=not args.no_overwrite, progress=self.progress
+        )
+        self.report.uploaded.append(result)
+        self.lines(_uploaded_line(result))
+
+    def _directory(self, path: Path) -> None:
+        bucket, args = self.uploader.bucket, self.args
+        result: DirectoryResult = self.uploader.upload_dir(
+            path,
+            include=args.include,
+            exclude=args.exclude,
+            skip_unchanged=args.skip_unchanged,
+            dry_run=args.dry_run,
+            overwrite=not args.no_overwrite,
+            progress=self.progress,
+        )
+        for uploaded in result.uploaded:
+            self.report.uploaded.append(uploaded)
+            self.lines(_uploaded_line(uploaded))
+        for key in result.skipped:
+            self.report.skipped.append(key)
+            self.lines(f"skipped s3://{bucket}/{key} (unchanged)")
+        for key in result.planned:
+            self.report.planned.append(key)
+            self.lines(f"would upload s3://{bucket}/{key}")
+        for failed in result.failed:
+            reason = failed.reason
+            if failed.error == ObjectExistsError.__name__ and failed.key is not None:
+                reason = _exists_reason(bucket, failed.key)
+            self._failed(failed.path, failed.key, failed.error, reason)
+
+    def _failed(self, path: str, key: str | None, error: str, reason: str) -> None:
+        self.report.failed.append(_Failure(path, key, error, reason, _exit_code_for_name(error)))
+        self.lines(f"failed {path}: {reason}")
+
+    def _reason(self, error: UploadError) -> str:
+        if isinstance(error, ObjectExistsError) and error.key is not None:
+            return _exists_reason(self.uploader.bucket, error.key)
+        return str(error)
+
+
+def _exists_reason(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key} already exists and --no-overwrite was given; it was left as it was"
+
+
+def _exit_code_for_name(name: str) -> int:
+    """The exit code for an error known only by its type name (as ``upload_dir`` reports it)."""
+    error_type = getattr(errors, name, None)
+    if isinstance(error_type, type) and issubclass(error_type, TaskCredsError):
+        for known, code in _EXIT_CODES:
+            if issubclass(error_type, known):
+                return code
+    return EXIT_UPLOAD  # OSError and anything else that failed one file
+
+
+def _estimate(path: Path, args: argparse.Namespace) -> int:
+    """Bytes a path argument may send: the progress bar's total (skipped files lower it later)."""
+    try:
+        if not path.is_dir():
+            return path.stat().st_size
+        total = 0
+        for directory, _, names in os.walk(path):
+            for name in names:
+                file = Path(directory, name)
+                relative = file.relative_to(path).as_posix()
+                if args.include and not any(fnmatch.fnmatchcase(relative, p) for p in args.include):
+                    continue
+                if any(fnmatch.fnmatchcase(relative, p) for p in args.exclude):
+                    continue
+                if file.is_file():
+                    total += file.stat().st_size
+    except OSError:
+        return 0
+    return total
+
+
+# -- output -------------------------------------------------------------------------------------
+
+
+def _uploaded_line(result: UploadResult) -> str:
+    details = [f"{result.size} bytes"]
+    if result.checksum:
+        details.append(f"{result.checksum_algorithm} {result.checksum}")
+    if result.multipart:
+        details.append("multipart")
+    return f"uploaded {result.uri} ({', '.join(details)})"
+
+
+def _summary(report: _Report, uploader: Uploader, dry_run: bool, seconds: float) -> str:
+    where = f"s3://{uploader.bucket}/{uploader.prefix}"
+    counts = f"{len(report.skipped)} skipped (unchanged), {len(report.failed)} failed"
+    if dry_run:
+        return f"dry run: {len(report.planned)} to upload to {where}, {counts}; nothing was written"
+    size = sum(result.size for result in report.uploaded)
+    done = f"{len(report.uploaded)} uploaded ({size} bytes) to {where}"
+    return f"{done}, {counts} in {seconds:.1f} s"
+
+
+def _document(report: _Report, uploader: Uploader, dry_run: bool, seconds: float) -> dict[str, Any]:
+    return {
+        "ok": not report.failed,
+        "exit_code": report.exit_code,
+        "dry_run": dry_run,
+        "bucket": uploader.bucket,
+        "prefix": uploader.prefix,
+        "uploaded": [asdict(result) for result in report.uploaded],
+        "skipped": report.skipped,
+        "planned": report.planned,
+        "failed": [asdict(failure) for failure in report.failed],
+        "totals": {
+            "uploaded": len(report.uploaded),
+            "bytes": sum(result.size for result in report.uploaded),
+            "skipped": len(report.skipped),
+            "planned": len(report.planned),
+            "failed": len(report.failed),
+            "seconds": round(seconds, 3),
+        },
+    }
