@@ -29,6 +29,8 @@ _COMMANDS = {
     "serve-local": "taskcreds.cli.serve_local",
     "demo": "taskcreds.cli.demo",
     "upload": "taskcreds.cli.upload",
+    "audit": "taskcreds.cli.audit",
+    "policy": "taskcreds.cli.policy",
 }
 _SUMMARIES = {
     "show": "show which role and credentials this container gets (never the secrets)",
@@ -37,6 +39,8 @@ _SUMMARIES = {
     "serve-local": "run a local credentials endpoint that answers as the ECS agent does",
     "demo": "run the whole story against a local S3 + STS and a local credentials endpoint",
     "upload": "upload files and directories to the app's own bucket and prefix",
+    "audit": "summarise the ECS agent's credential audit log: who fetched which role, how often",
+    "policy": "print the least-privilege task role policy, trust policy and task definition part",
 }
 _EXIT_CODES_HELP = """exit codes:
   0 ok  1 usage  2 configuration (not in a container, unsupported host, token)
