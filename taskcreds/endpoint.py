@@ -119,7 +119,7 @@ def _checked_token(token: str, source: TokenSource) -> str:
     return token
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Endpoint:
     """A resolved credentials endpoint: where to ask, and where the token comes from."""
 
@@ -130,6 +130,13 @@ class Endpoint:
     token_source: TokenSource | None = None
     #: Findings worth showing a user, such as both URI variables being set.
     warnings: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        # The credentials ID in the URL is hidden, as in the agent's own audit log.
+        return (
+            f"Endpoint(url={self.display_url!r}, variable={self.variable!r}, "
+            f"token_source={self.token_source!r}, warnings={self.warnings!r})"
+        )
 
     @property
     def kind(self) -> Literal["relative", "full"]:

@@ -274,9 +274,9 @@ def _is_retryable(exc: BaseException) -> bool:
 
 
 def _http_error(status: int, body: bytes, url: str, token: str | None) -> EndpointHTTPError:
+    if token:  # a server that echoes request headers must not make the token part of an error
+        body = body.replace(token.encode(), b"[redacted]")
     code, detail = parse_error_body(body)
-    if token and detail and token in detail:
-        detail = detail.replace(token, "[redacted]")  # a server that echoes request headers
     retryable = status in _RETRYABLE_STATUSES or (status == 400 and code in _RETRYABLE_CODES)
     hint = _CODE_HINTS.get(code or "") or _STATUS_HINTS.get(status)
     if hint is None and 300 <= status < 400:

@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any
@@ -47,8 +49,14 @@ class RefreshOnExpired:
     Runs before botocore's own retry handler, which does not retry these codes.
     """
 
+    #: A refresh forced less than this long ago is not forced again (the request is retried with
+    #: the set it installed): when S3 keeps refusing, the agent is asked at most once per period.
+    COOLDOWN_SECONDS = 5.0
+
     def __init__(self, provider: CredentialProvider) -> None:
         self._provider = provider
+        self._lock = threading.Lock()
+        self._last_forced = -math.inf
 
     def register(self, events: Any) -> None:
         events.register_first("needs-retry.s3", self._needs_retry)
@@ -63,6 +71,14 @@ class RefreshOnExpired:
         if code not in _EXPIRED_CODES or context.get(_CONTEXT_REFRESHED):
             return None
         context[_CONTEXT_REFRESHED] = True
+        with self._lock:
+            now = time.monotonic()
+            recently = now - self._last_forced < self.COOLDOWN_SECONDS
+            if not recently:
+                self._last_forced = now
+        if recently:
+            # Another request just forced a refresh: retry once with the set it installed.
+            return 0.0
         try:
             fresh = self._provider.refresh()
         except TaskCredsError as exc:

@@ -311,3 +311,25 @@ def test_hint_never_suggests_an_opt_in_that_cannot_work(url: str) -> None:
     with pytest.raises(UnsupportedHostError) as info:
         resolve_endpoint({FULL: url}, resolver=fake_resolver)
     assert "TASKCREDS_ALLOWED_HOSTS" not in (info.value.hint or "")
+
+
+def test_endpoint_repr_hides_credentials_id() -> None:
+    endpoint = resolve_endpoint({RELATIVE: "/v2/credentials/0f1e2d3c-aaaa-bbbb-cccc-1234567890ab"})
+    assert "0f1e2d3c" not in repr(endpoint)
+    assert "…90ab" in repr(endpoint)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"x" * 295 + b"tok-SECRET-VALUE-0123456789 echoed",  # straddles the 300-character cut
+        b'{"code": "tok-SECRET-VALUE-0123456789", "message": "bad"}',
+        b'{"Code": "E", "Message": "Authorization: tok-SECRET-VALUE-0123456789"}',
+    ],
+)
+def test_echoed_token_never_reaches_an_error(body: bytes) -> None:
+    from taskcreds.fetch import _http_error
+
+    error = _http_error(400, body, "http://127.0.0.1/creds", "tok-SECRET-VALUE-0123456789")
+    for text in (str(error), repr(error.detail), repr(error.code)):
+        assert "tok-SECRET" not in text
