@@ -329,26 +329,17 @@ class _Doctor:
 
         key = f"{prefix}.taskcreds-doctor-{uuid.uuid4().hex}"
         resource = f"arn:aws:s3:::{bucket}/{key}"
-        action = "s3:PutObject"
         try:
             with _client("s3", credentials) as s3:
                 s3.put_object(
                     Bucket=bucket, Key=key, Body=b"taskcreds doctor probe\n", IfNoneMatch="*"
                 )
-                action = "s3:DeleteObject"
-                s3.delete_object(Bucket=bucket, Key=key)
+                warnings = _delete_probe(s3, bucket, key)
         except ClientError as error:
             code = _error_code(error)
-            left_behind = (
-                f" (the probe object {key} was left behind)" if action != "s3:PutObject" else ""
-            )
-            cause, fix, exit_code = _write_probe_finding(code, action, bucket, prefix)
+            cause, fix, exit_code = _write_probe_finding(code, "s3:PutObject", bucket, prefix)
             self._fail(
-                "write probe",
-                f"{action} on {resource} refused: {code}{left_behind}",
-                cause,
-                fix,
-                exit_code,
+                "write probe", f"s3:PutObject on {resource} refused: {code}", cause, fix, exit_code
             )
         except BotoCoreError as error:
             self._fail(
@@ -358,7 +349,23 @@ class _Doctor:
                 "set AWS_REGION, or AWS_ENDPOINT_URL_S3 for a private endpoint",
                 EXIT_UPLOAD,
             )
-        self.steps.append(Step("write probe", True, f"wrote and deleted s3://{bucket}/{key}"))
+        detail = f"wrote s3://{bucket}/{key} with If-None-Match: *"
+        self.steps.append(Step("write probe", True, detail, warnings=warnings))
+
+
+def _delete_probe(s3: Any, bucket: str, key: str) -> list[str]:
+    """Remove the probe object; a least-privilege role may not, which is a note, not a fault."""
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.delete_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        return [
+            f"the probe object was left behind: s3:DeleteObject refused ({_error_code(error)}), "
+            "as the least-privilege policy intends; delete it, or expire '.taskcreds-doctor-*' "
+            "with a lifecycle rule"
+        ]
+    return []
 
 
 def _error_code(error: Exception) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from taskcreds.errors import AccessDeniedError, ObjectExistsError, UploadError
@@ -24,6 +25,7 @@ IAM_ACTIONS = {
 _DENIED = frozenset({"AccessDenied", "AllAccessDisabled", "403", "Forbidden"})
 _EXISTS = frozenset({"PreconditionFailed", "412"})
 _KMS_HINT_WORDS = ("kms", "KMS")
+_PERFORM = re.compile(r"perform: ([a-z0-9-]+:[A-Za-z0-9]+)")
 
 
 def translate(error: Exception, *, bucket: str, key: str | None) -> UploadError:
@@ -63,6 +65,10 @@ def translate(error: Exception, *, bucket: str, key: str | None) -> UploadError:
 
 
 def _denied_action(operation: str, message: str) -> str:
+    # AWS names the refused action itself: "... is not authorized to perform: s3:PutObjectTagging"
+    named = _PERFORM.search(message)
+    if named:
+        return named.group(1)
     if any(word in message for word in _KMS_HINT_WORDS):
         # Multipart uploads to SSE-KMS buckets need kms:Decrypt too; GenerateDataKey comes first.
         return "kms:Decrypt" if "Decrypt" in message else "kms:GenerateDataKey"

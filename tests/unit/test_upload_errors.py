@@ -1,0 +1,56 @@
+"""Mapping S3 errors to typed upload errors (a unit of logic; the real S3 path is in integration)."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+
+from taskcreds import AccessDeniedError, ObjectExistsError, UploadError
+from taskcreds.upload._errors import translate
+
+
+def client_error(code: str, message: str, operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, operation)
+
+
+@pytest.mark.parametrize(
+    ("operation", "message", "action"),
+    [
+        ("PutObject", "Access Denied", "s3:PutObject"),
+        ("UploadPart", "Access Denied", "s3:PutObject"),
+        ("AbortMultipartUpload", "Access Denied", "s3:AbortMultipartUpload"),
+        ("ListMultipartUploads", "Access Denied", "s3:ListBucketMultipartUploads"),
+        ("HeadObject", "Forbidden", "s3:GetObject"),
+        (
+            "PutObject",
+            "User: arn:aws:sts::1:assumed-role/A/s is not authorized to perform: "
+            "s3:PutObjectTagging on resource: arn:aws:s3:::b/k",
+            "s3:PutObjectTagging",
+        ),
+        (
+            "CreateMultipartUpload",
+            "The ciphertext refers to a customer master key (KMS)",
+            "kms:GenerateDataKey",
+        ),
+        ("UploadPart", "not authorized to perform kms Decrypt (KMS)", "kms:Decrypt"),
+    ],
+)
+def test_access_denied_names_the_action(operation: str, message: str, action: str) -> None:
+    error = translate(client_error("AccessDenied", message, operation), bucket="b", key="k")
+    assert isinstance(error, AccessDeniedError)
+    assert error.action == action
+    assert action in str(error)
+    assert (error.bucket, error.key) == ("b", "k")
+
+
+def test_precondition_failed_is_object_exists() -> None:
+    error = translate(
+        client_error("PreconditionFailed", "At least one", "PutObject"), bucket="b", key="k"
+    )
+    assert isinstance(error, ObjectExistsError)
+
+
+def test_other_errors_are_upload_errors() -> None:
+    error = translate(client_error("SlowDown", "Please reduce", "PutObject"), bucket="b", key="k")
+    assert type(error) is UploadError
+    assert "SlowDown" in str(error)
