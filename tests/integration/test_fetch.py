@@ -117,23 +117,24 @@ def test_429_exhausted_is_throttled_error(agent: AgentServer) -> None:
 
 
 def test_burst_over_agent_limit_one_provider_one_request(agent: AgentServer) -> None:
-    # The agent allows 40 req/s with a burst of 60. A process that shares one provider makes
-    # one request however many callers it has; a client per call would be throttled.
-    agent.faults.update(throttle_rps=40, throttle_burst=60)
+    # The agent's limit is a token bucket per client (40 req/s, burst 60). A client per call runs
+    # into it; a process that shares one provider makes one request however many callers it has.
+    # A low limit (2 req/s, burst 6) keeps the test independent of how loaded the machine is.
+    agent.faults.update(throttle_rps=2, throttle_burst=6)
     statuses = []
-    for _ in range(80):
+    for _ in range(20):
         try:
-            fetcher(deadline=0.2).fetch(endpoint_for(agent.full_uri))
+            Fetcher(deadline=0.5, max_attempts=1).fetch(endpoint_for(agent.full_uri))
             statuses.append(200)
         except ThrottledError:
             statuses.append(429)
-    assert 429 in statuses
-    with CredentialProvider(full_uri_environ(agent.full_uri), sleep=no_sleep) as provider:
-        time.sleep(0.1)  # let the bucket refill a few tokens
+    assert statuses.count(429) >= 5
+    time.sleep(1.0)  # the bucket refills two tokens
+    with CredentialProvider(full_uri_environ(agent.full_uri)) as provider:
         before = agent.request_count
         for _ in range(500):
             provider.get()
-        assert agent.request_count - before <= 4  # one fetch, plus retries of 429s
+        assert agent.request_count - before == 1
 
 
 def test_hang_times_out_within_deadline(agent: AgentServer) -> None:

@@ -1,0 +1,416 @@
+"""The Uploader under credential rotation and S3 faults, against a real SeaweedFS.
+
+- Rotation: STS sessions that live 10 s, a 200 MiB multipart upload slowed to last 30 s or more;
+  the requests are signed by several successive sessions and the object is byte-exact.
+- Expired credentials: S3 answers ``InvalidAccessKeyId`` (what SeaweedFS says for an expired
+  session token too); the uploader refreshes once and retries that very request, re-signed.
+- Faults: a proxy (``_s3proxy``) between the uploader and SeaweedFS answers 500 InternalError,
+  503 SlowDown, or resets the connection in the middle of a part. One fault: the upload completes
+  byte-exact. Faults on every attempt: a clear ``UploadError``. Either way nothing incomplete is
+  left under the prefix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import itertools
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+import taskcreds
+from taskcreds import AccessDeniedError, UploadError
+from taskcreds.credentials import Credentials
+from taskcreds.local import AgentServer
+from taskcreds.local.seaweed import SeaweedError, SeaweedFS, find_weed
+from taskcreds.upload import Uploader
+from tests.conftest import unavailable
+
+from ._s3proxy import INTERNAL_ERROR, RESET, SLOW_DOWN, Action, S3Proxy
+
+MiB = 1024 * 1024
+#: Three parts of 5 MiB, 5 MiB and a bit: enough for a fault on a middle part.
+MULTIPART_SIZE = 10 * MiB + 12345
+
+
+# -- fixtures and helpers ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def provider(seaweed: SeaweedFS) -> Iterator[taskcreds.CredentialProvider]:
+    """AppA's real STS session credentials, through the local agent endpoint."""
+    with (
+        AgentServer(lambda: seaweed.assume_role("AppA")) as server,
+        taskcreds.CredentialProvider(server.environment()) as provider,
+    ):
+        yield provider
+
+
+@pytest.fixture
+def proxy(seaweed: SeaweedFS) -> Iterator[S3Proxy]:
+    with S3Proxy(seaweed.s3_endpoint) as running:
+        yield running
+
+
+def make_uploader(
+    endpoint_url: str, provider: taskcreds.CredentialProvider, **kwargs: Any
+) -> Uploader:
+    # "t-" prefixes: test_upload.py checks that nothing else is written to app-a.
+    return Uploader(
+        "app-a",
+        f"t-faults-{uuid.uuid4().hex[:8]}/",
+        provider=provider,
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        environ={},
+        part_size=5 * MiB,
+        multipart_threshold=5 * MiB,
+        **kwargs,
+    )
+
+
+def payload(size: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def object_sha256(seaweed: SeaweedFS, key: str) -> str | None:
+    """SHA-256 of the object, streamed (never the whole object in memory); None if missing."""
+    digest = hashlib.sha256()
+    with contextlib.closing(seaweed.admin_client("s3")) as s3:
+        try:
+            body = s3.get_object(Bucket="app-a", Key=key)["Body"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        with contextlib.closing(body):
+            for block in body.iter_chunks(MiB):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def exists(seaweed: SeaweedFS, key: str) -> bool:
+    with contextlib.closing(seaweed.admin_client("s3")) as s3:
+        listed = s3.list_objects_v2(Bucket="app-a", Prefix=key)
+    return any(item["Key"] == key for item in listed.get("Contents", []))
+
+
+def incomplete_at_s3(seaweed: SeaweedFS, prefix: str) -> list[str]:
+    """Upload ids left under ``prefix``, asked directly (not through the proxy or the uploader)."""
+    with contextlib.closing(seaweed.admin_client("s3")) as s3:
+        page = s3.list_multipart_uploads(Bucket="app-a", Prefix=prefix)
+    return [upload["UploadId"] for upload in page.get("Uploads", [])]
+
+
+def assert_nothing_left(seaweed: SeaweedFS, uploader: Uploader) -> None:
+    assert uploader.list_incomplete() == []
+    assert incomplete_at_s3(seaweed, uploader.prefix) == []
+
+
+def part_number(query: str) -> str:
+    return dict(p.partition("=")[::2] for p in query.split("&"))["partNumber"]
+
+
+# -- rotation ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def short_lived_seaweed() -> Iterator[SeaweedFS]:
+    """Its own SeaweedFS whose STS sessions live 10 s; stopped (by PID) at the end."""
+    if find_weed() is None:
+        unavailable("no 'weed' binary next to the interpreter or on PATH")
+    server = SeaweedFS(token_duration="10s")
+    try:
+        server.start()
+    except SeaweedError as exc:
+        unavailable(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Pacer:
+    """A progress callback that sleeps so that ``total`` bytes take ``seconds`` overall."""
+
+    def __init__(self, total: int, seconds: float) -> None:
+        self._rate = total / seconds
+        self._lock = threading.Lock()
+        self._sent = 0
+        self._start: float | None = None
+
+    def __call__(self, sent: int) -> None:
+        with self._lock:
+            if self._start is None:
+                self._start = time.monotonic()
+            self._sent = max(self._sent + sent, 0)  # negative after a retried part
+            due = self._start + self._sent / self._rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def test_long_upload_survives_credential_rotation(
+    short_lived_seaweed: SeaweedFS, tmp_path: Path
+) -> None:
+    seaweed = short_lived_seaweed
+    # A real STS session, long expired by the end of the upload (used at the very end).
+    stale = seaweed.assume_role("AppA")
+    size = 200 * MiB
+    path = tmp_path / "big.bin"
+    expected = hashlib.sha256()
+    rng = random.Random(20240601)
+    with path.open("wb") as out:
+        for _ in range(size // MiB):
+            block = rng.randbytes(MiB)
+            expected.update(block)
+            out.write(block)
+
+    issued: list[Credentials] = []
+
+    def source() -> Credentials:
+        credentials = seaweed.assume_role("AppA")  # a fresh 10 s STS session each time
+        issued.append(credentials)
+        return credentials
+
+    with (
+        AgentServer(source) as server,
+        taskcreds.CredentialProvider(server.environment()) as provider,
+        S3Proxy(seaweed.s3_endpoint) as recorder,  # no faults: it records who signed what
+        make_uploader(recorder.url, provider, max_concurrency=4) as uploader,
+    ):
+        began = time.monotonic()
+        result = uploader.upload_file(path, "big.bin", progress=Pacer(size, seconds=32))
+        elapsed = time.monotonic() - began
+        assert_nothing_left(seaweed, uploader)
+
+    assert elapsed >= 30, elapsed
+    assert result.multipart
+    assert result.size == size
+    assert object_sha256(seaweed, result.key) == expected.hexdigest()
+    # The agent handed out a new STS session several times during the upload...
+    assert server.request_count >= 3
+    assert len({c.access_key_id for c in issued}) >= 3
+    # ...and S3 accepted requests signed by several of them: the parts were signed with
+    # whichever session was current, not the one the upload started with.
+    parts = recorder.of("UploadPart")
+    assert len([p for p in parts if p.status == 200]) == size // (5 * MiB)
+    signers = {p.access_key for p in parts if p.status == 200}
+    assert len(signers) >= 3, signers
+    assert signers <= {c.access_key_id for c in issued}
+    # A request S3 refused as expired (signed just before a rotation) was retried and succeeded.
+    for refused in (p for p in parts if p.status == 403):
+        assert any(
+            p.status == 200 and p.query == refused.query and p.access_key != refused.access_key
+            for p in parts
+        )
+
+    # An agent that hands out that expired session as if it were good for another hour: S3
+    # refuses it (InvalidAccessKeyId), the uploader refreshes once and the retry succeeds.
+    assert stale.expiration < datetime.now(timezone.utc)
+    claimed = dataclasses.replace(stale, expiration=datetime.now(timezone.utc) + timedelta(hours=1))
+    served = iter([claimed])
+    with (
+        AgentServer(lambda: next(served, None) or seaweed.assume_role("AppA")) as server,
+        taskcreds.CredentialProvider(server.environment()) as provider,
+        S3Proxy(seaweed.s3_endpoint) as recorder,
+        make_uploader(recorder.url, provider) as uploader,
+    ):
+        small = uploader.upload_bytes(b"signed again", "after-expiry.txt")
+    assert [(p.status, p.access_key == stale.access_key_id) for p in recorder.of("PutObject")] == [
+        (403, True),
+        (200, False),
+    ]
+    assert server.request_count == 2
+    assert object_sha256(seaweed, small.key) == hashlib.sha256(b"signed again").hexdigest()
+
+
+# -- S3 says the credentials are gone: one refresh, one retry of that request -------------------
+
+BOGUS = Credentials(
+    access_key_id="ASIAGONEGONEGONE0001",
+    secret_access_key="x" * 40,
+    token="no-such-session",
+    expiration=datetime.now(timezone.utc) + timedelta(hours=1),
+)
+
+
+def sequence_source(seaweed: SeaweedFS, bogus_calls: set[int]) -> Callable[[], Credentials]:
+    """A source that answers with a set S3 does not know on the given calls (0-based)."""
+    calls = itertools.count()
+
+    def source() -> Credentials:
+        return BOGUS if next(calls) in bogus_calls else seaweed.assume_role("AppA")
+
+    return source
+
+
+def test_invalid_access_key_on_put_refreshes_and_retries(
+    seaweed: SeaweedFS, proxy: S3Proxy
+) -> None:
+    # The provider's first set looks valid for an hour, but S3 no longer knows it.
+    with (
+        AgentServer(sequence_source(seaweed, {0})) as server,
+        taskcreds.CredentialProvider(server.environment()) as provider,
+        make_uploader(proxy.url, provider) as uploader,
+    ):
+        result = uploader.upload_bytes(b"after a refresh", "put.txt")
+    puts = proxy.of("PutObject")
+    assert [(p.status, p.access_key == BOGUS.access_key_id) for p in puts] == [
+        (403, True),
+        (200, False),
+    ]
+    assert server.request_count == 2  # the first set, and one forced refresh
+    assert object_sha256(seaweed, result.key) == hashlib.sha256(b"after a refresh").hexdigest()
+
+
+def test_invalid_access_key_on_a_part_retries_that_part_with_new_credentials(
+    seaweed: SeaweedFS, proxy: S3Proxy
+) -> None:
+    data = payload(MULTIPART_SIZE, seed=7)
+    with (
+        AgentServer(sequence_source(seaweed, {1})) as server,
+        taskcreds.CredentialProvider(server.environment()) as provider,
+        make_uploader(proxy.url, provider, max_concurrency=1) as uploader,
+    ):
+        rotated = threading.Event()
+
+        def rotate_once(_: int) -> None:
+            # While part 1 is on the wire, the provider takes a set S3 does not know: part 2 is
+            # signed with it and refused.
+            if not rotated.is_set():
+                rotated.set()
+                provider.refresh()
+
+        result = uploader.upload_bytes(data, "part.bin", progress=rotate_once)
+        assert_nothing_left(seaweed, uploader)
+    parts = proxy.of("UploadPart")
+    refused = [p for p in parts if p.status == 403]
+    assert len(refused) == 1
+    assert refused[0].access_key == BOGUS.access_key_id
+    retried = [p for p in parts if p.query == refused[0].query and p.status == 200]
+    # The same part of the same upload id, signed again with the refreshed set.
+    assert len(retried) == 1
+    assert retried[0].access_key not in (None, BOGUS.access_key_id)
+    assert part_number(refused[0].query) == "2"
+    assert server.request_count == 3
+    assert [p.status for p in proxy.of("CompleteMultipartUpload")] == [200]
+    assert object_sha256(seaweed, result.key) == hashlib.sha256(data).hexdigest()
+
+
+# -- faults --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("operation", "action"),
+    [
+        ("UploadPart", INTERNAL_ERROR),
+        ("UploadPart", SLOW_DOWN),
+        ("UploadPart", RESET),
+        ("CreateMultipartUpload", SLOW_DOWN),
+        ("CompleteMultipartUpload", INTERNAL_ERROR),
+    ],
+)
+def test_one_fault_multipart_completes_byte_exact(
+    seaweed: SeaweedFS,
+    provider: taskcreds.CredentialProvider,
+    proxy: S3Proxy,
+    operation: str,
+    action: Action,
+) -> None:
+    data = payload(MULTIPART_SIZE, seed=1)
+    fault = proxy.inject(operation, action, on=(2,) if operation == "UploadPart" else (1,))
+    with make_uploader(proxy.url, provider, max_concurrency=4) as uploader:
+        result = uploader.upload_bytes(data, "one-fault.bin")
+        assert_nothing_left(seaweed, uploader)
+    assert fault.hits == 1
+    assert result.multipart
+    assert result.size == len(data)
+    assert object_sha256(seaweed, result.key) == hashlib.sha256(data).hexdigest()
+    faulted = [r for r in proxy.of(operation) if r.fault]
+    assert len(faulted) == 1
+    # The request that met the fault was sent again and succeeded (same part, same upload id).
+    assert any(r.status == 200 and r.query == faulted[0].query for r in proxy.of(operation))
+    assert proxy.of("AbortMultipartUpload") == []
+
+
+def test_one_slow_down_on_put_object_succeeds(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, proxy: S3Proxy
+) -> None:
+    proxy.inject("PutObject", SLOW_DOWN, on=(1,))
+    with make_uploader(proxy.url, provider) as uploader:
+        result = uploader.upload_bytes(b"small and retried", "small.txt")
+    assert not result.multipart
+    assert [r.status for r in proxy.of("PutObject")] == [503, 200]
+    assert object_sha256(seaweed, result.key) == hashlib.sha256(b"small and retried").hexdigest()
+
+
+def test_persistent_500_on_parts_fails_clearly_and_leaves_nothing(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, proxy: S3Proxy
+) -> None:
+    proxy.inject("UploadPart", INTERNAL_ERROR)  # every attempt of every part
+    with make_uploader(proxy.url, provider, max_attempts=3) as uploader:
+        with pytest.raises(UploadError) as info:
+            uploader.upload_bytes(payload(MULTIPART_SIZE, seed=2), "doomed.bin")
+        key = uploader.key_for("doomed.bin")
+        assert_nothing_left(seaweed, uploader)
+    error = info.value
+    assert type(error) is UploadError  # not AccessDeniedError, not a raw botocore exception
+    assert not isinstance(error, AccessDeniedError)
+    assert isinstance(error.__cause__, ClientError)
+    assert "InternalError" in str(error)
+    assert f"s3://app-a/{key}" in str(error)
+    assert error.bucket == "app-a"
+    assert error.key == key
+    # Parts were tried max_attempts times (never more), then the upload was aborted.
+    parts = proxy.of("UploadPart")
+    assert {r.status for r in parts} == {500}
+    tries = Counter(part_number(r.query) for r in parts)
+    assert max(tries.values()) == 3
+    assert [r.status for r in proxy.of("AbortMultipartUpload")][:1] == [204]
+    assert proxy.of("CompleteMultipartUpload") == []
+    assert not exists(seaweed, key)
+
+
+def test_persistent_slow_down_on_complete_aborts_the_upload(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, proxy: S3Proxy
+) -> None:
+    proxy.inject("CompleteMultipartUpload", SLOW_DOWN)
+    with make_uploader(proxy.url, provider, max_attempts=3) as uploader:
+        with pytest.raises(UploadError) as info:
+            uploader.upload_bytes(payload(MULTIPART_SIZE, seed=3), "never-completed.bin")
+        key = uploader.key_for("never-completed.bin")
+        assert_nothing_left(seaweed, uploader)
+    assert type(info.value) is UploadError
+    assert "SlowDown" in str(info.value)
+    assert "Please reduce your request rate." in str(info.value)
+    assert [r.status for r in proxy.of("UploadPart")] == [200, 200, 200]
+    assert [r.status for r in proxy.of("CompleteMultipartUpload")] == [503, 503, 503]
+    assert 204 in [r.status for r in proxy.of("AbortMultipartUpload")]
+    assert not exists(seaweed, key)
+
+
+def test_persistent_reset_on_single_put_fails_clearly(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, proxy: S3Proxy
+) -> None:
+    proxy.inject("PutObject", RESET)
+    with make_uploader(proxy.url, provider, max_attempts=2) as uploader:
+        with pytest.raises(UploadError) as info:
+            uploader.upload_bytes(payload(1 * MiB, seed=4), "cut.bin")
+        key = uploader.key_for("cut.bin")
+        assert_nothing_left(seaweed, uploader)
+    assert type(info.value) is UploadError
+    assert f"s3://app-a/{key}" in str(info.value)
+    assert len(proxy.of("PutObject")) == 2
+    assert not exists(seaweed, key)
