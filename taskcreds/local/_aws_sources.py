@@ -232,7 +232,7 @@ class _CachingSTSSource(ABC):
             config = Config(
                 connect_timeout=_CONNECT_TIMEOUT,
                 read_timeout=_READ_TIMEOUT,
-                retries={"mode": "standard", "max_attempts": 2},
+                retries={"mode": "standard", "total_max_attempts": 2},  # two tries in all
                 user_agent_extra="taskcreds-local",
             )
             session = self._boto_session()
