@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from taskcreds import environment, errors
 from taskcreds.cli._common import (
     _EXIT_CODES,
+    EXIT_ACCESS_DENIED,
     EXIT_OK,
     EXIT_UPLOAD,
     EXIT_USAGE,
@@ -267,9 +268,8 @@ class _Job:
         """Upload one path argument; True when the error means the rest would fail too."""
         try:
             if path.is_dir():
-                self._directory(path)
-            else:
-                self._file(path)
+                return self._directory(path)
+            self._file(path)
         except UploadError as exc:
             self._failed(str(path), exc.key, type(exc).__name__, self._reason(exc))
         except TaskCredsError as exc:  # credentials or configuration: the rest would fail too
@@ -292,7 +292,8 @@ class _Job:
         self.report.uploaded.append(result)
         self.lines(_uploaded_line(result))
 
-    def _directory(self, path: Path) -> None:
+    def _directory(self, path: Path) -> bool:
+        """True when a file failed for want of credentials or configuration (see ``upload``)."""
         bucket, args = self.uploader.bucket, self.args
         result: DirectoryResult = self.uploader.upload_dir(
             path,
@@ -317,6 +318,7 @@ class _Job:
             if failed.error == ObjectExistsError.__name__ and failed.key is not None:
                 reason = _exists_reason(bucket, failed.key)
             self._failed(failed.path, failed.key, failed.error, reason)
+        return any(failure.exit_code < EXIT_ACCESS_DENIED for failure in self.report.failed)
 
     def _failed(self, path: str, key: str | None, error: str, reason: str) -> None:
         self.report.failed.append(_Failure(path, key, error, reason, _exit_code_for_name(error)))

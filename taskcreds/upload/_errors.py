@@ -23,7 +23,8 @@ IAM_ACTIONS = {
     "DeleteObject": "s3:DeleteObject",
 }
 _DENIED = frozenset({"AccessDenied", "AllAccessDisabled", "403", "Forbidden"})
-_EXISTS = frozenset({"PreconditionFailed", "412"})
+# 409 ConditionalRequestConflict: another writer's If-None-Match write to the key is in flight.
+_EXISTS = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
 _KMS_HINT_WORDS = ("kms", "KMS")
 _PERFORM = re.compile(r"perform: ([a-z0-9-]+:[A-Za-z0-9]+)")
 

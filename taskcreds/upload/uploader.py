@@ -169,7 +169,8 @@ class Uploader:
         result = DirectoryResult(dry_run=dry_run)
         planned = list(self._plan_directory(root, tuple(include), tuple(exclude), result))
         digests = self._unchanged_check(planned, result) if skip_unchanged else {}
-        todo = [item for item in planned if item[1] not in result.skipped]
+        settled = {*result.skipped, *(failed.key for failed in result.failed)}
+        todo = [item for item in planned if item[1] not in settled]
         if dry_run:
             result.planned.extend(key for _, key in todo)
             return result
@@ -350,14 +351,20 @@ class Uploader:
     ) -> dict[str, str]:
         """SHA-256 of each file; keys whose object already holds those bytes go to skipped."""
 
-        def check(item: tuple[Path, str]) -> tuple[str, str, bool]:
+        def check(item: tuple[Path, str]) -> tuple[str, str | FailedFile, bool]:
             path, key = item
-            digest = _sha256(path)
+            try:
+                digest = _sha256(path)
+            except OSError as exc:  # vanished or unreadable: this file fails, the rest go on
+                return key, FailedFile(str(path), key, str(exc), type(exc).__name__), False
             return key, digest, self._remote_digest(key) == digest
 
         digests = {}
         with ThreadPoolExecutor(self._max_concurrency) as pool:
             for key, digest, unchanged in pool.map(check, planned):
+                if isinstance(digest, FailedFile):
+                    result.failed.append(digest)
+                    continue
                 digests[key] = digest
                 if unchanged:
                     result.skipped.append(key)
@@ -381,11 +388,11 @@ class Uploader:
         def one(item: tuple[Path, str]) -> UploadResult | FailedFile:
             path, key = item
             per_file = dict(options)
-            metadata = dict(per_file.get("metadata") or {})
-            metadata[SHA256_METADATA] = digests.get(key) or _sha256(path)
-            per_file["metadata"] = metadata
             per_file.setdefault("content_type", _guess_type(path.name))
             try:
+                metadata = dict(per_file.get("metadata") or {})
+                metadata[SHA256_METADATA] = digests.get(key) or _sha256(path)
+                per_file["metadata"] = metadata
                 return self._transfer(str(path), key, path.stat().st_size, per_file)
             except (TaskCredsError, OSError) as exc:
                 return FailedFile(str(path), key, str(exc), type(exc).__name__)

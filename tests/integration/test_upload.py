@@ -312,3 +312,27 @@ def test_bucket_from_environment_or_clear_error(provider: taskcreds.CredentialPr
         provider=provider, environ={"TASKCREDS_BUCKET": "app-a", "TASKCREDS_PREFIX": "logs"}
     )
     assert (uploader.bucket, uploader.prefix) == ("app-a", "logs/")
+
+
+def test_unreadable_file_fails_alone(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, tmp_path: Path
+) -> None:
+    # The file vanishes between planning and reading (permissions would not stop root).
+    root = tmp_path / "d"
+    root.mkdir()
+    (root / "good.txt").write_text("fine")
+    bad = root / "bad.txt"
+    bad.write_text("secret")
+    with uploader_for(seaweed, provider) as uploader:
+        original = uploader._plan_directory
+
+        def plan_then_remove(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+            items = list(original(*args, **kwargs))  # type: ignore[arg-type]
+            bad.unlink()
+            return iter(items)
+
+        uploader._plan_directory = plan_then_remove  # type: ignore[method-assign]
+        result = uploader.upload_dir(root)
+    assert [r.key for r in result.uploaded] == [uploader.key_for("good.txt")]
+    assert [f.key for f in result.failed] == [uploader.key_for("bad.txt")]
+    assert result.failed[0].error == "FileNotFoundError"
