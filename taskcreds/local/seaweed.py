@@ -520,8 +520,11 @@ class SeaweedFS:
         self, weed: str, data_dir: Path, ports: list[int], log: IO[bytes]
     ) -> subprocess.Popen[bytes]:
         s3, master, volume, filer, admin, metrics, spare = ports
+        logs = data_dir / "logs"
+        logs.mkdir(exist_ok=True)
         args = [
             weed,
+            f"-logdir={logs}",  # glog writes to $TMPDIR otherwise, and never cleans up
             "mini",
             f"-dir={data_dir / 'data'}",
             f"-ip={HOST}",

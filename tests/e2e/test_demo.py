@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,8 +13,13 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
-def leftovers() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("taskcreds-*")}
+def demo_env(tmp: Path) -> dict[str, str]:
+    """The demo's temporary files go to ``tmp``, so leftovers are the demo's own."""
+    return {**os.environ, "TMPDIR": str(tmp)}
+
+
+def leftovers(tmp: Path) -> list[str]:
+    return sorted(p.name for p in tmp.iterdir())
 
 
 def weed_processes() -> str:
@@ -23,14 +28,14 @@ def weed_processes() -> str:
     ).stdout
 
 
-def test_demo_runs_end_to_end(seaweed: object) -> None:
+def test_demo_runs_end_to_end(seaweed: object, tmp_path: Path) -> None:
     # The session's own SeaweedFS fixture is requested only to make a missing `weed` fail in CI.
-    before_dirs = leftovers()
     before_weeds = {
         line.split()[0] for line in weed_processes().splitlines() if "weed mini" in line
     }
     result = subprocess.run(
         [sys.executable, "-m", "taskcreds", "demo", "--json"],
+        env=demo_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=180,
@@ -48,15 +53,15 @@ def test_demo_runs_end_to_end(seaweed: object) -> None:
     assert "stopped every process" in transcript
     after_weeds = {line.split()[0] for line in weed_processes().splitlines() if "weed mini" in line}
     assert after_weeds <= before_weeds
-    assert leftovers() <= before_dirs
+    assert leftovers(tmp_path) == []
 
 
-def test_demo_keep_then_ctrl_c_cleans_up(seaweed: object) -> None:
+def test_demo_keep_then_ctrl_c_cleans_up(seaweed: object, tmp_path: Path) -> None:
     import signal
 
-    before_dirs = leftovers()
     process = subprocess.Popen(
         [sys.executable, "-m", "taskcreds", "demo", "--keep"],
+        env=demo_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -74,4 +79,4 @@ def test_demo_keep_then_ctrl_c_cleans_up(seaweed: object) -> None:
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert "stopped every process" in out
-    assert leftovers() <= before_dirs
+    assert leftovers(tmp_path) == []
