@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from types import ModuleType
@@ -138,4 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return output.fail(error)
         except KeyboardInterrupt:
             return 130
+        except BrokenPipeError:
+            # The reader went away (`taskcreds policy | head`): stop quietly, as Unix tools do.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            return 141
     return code
