@@ -1,0 +1,90 @@
+"""Every benchmark in bench/ runs at a tiny size, so none can rot unnoticed.
+
+Only the shape of each result is checked, never a figure against its goal: timings belong in
+``make bench`` and docs/performance.md, not in the test suite. Everything talks to 127.0.0.1: a
+local credentials endpoint, and the session's SeaweedFS for the upload benchmarks.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from bench import (
+    BENCHMARKS,
+    p1_get,
+    p2_endpoint_load,
+    p3_show,
+    p4_upload_file,
+    p5_upload_dir,
+    p6_upload_rss,
+    p7_audit,
+)
+from bench.__main__ import render_table
+from bench._auditlog import lines
+from bench._common import MiB
+from taskcreds.audit import parse_line
+from taskcreds.local.seaweed import SeaweedFS
+
+_RESULT_FIELDS = {"id", "title", "ours", "peer", "ratio", "goal", "met", "rows", "details"}
+_ROW_FIELDS = {"id", "what", "unit", "ours", "peer", "peer_name", "ratio", "goal", "met"}
+
+
+def check_result(outcome: dict[str, Any], bench_id: str, rows: int) -> None:
+    assert outcome.keys() >= _RESULT_FIELDS
+    assert outcome["id"] == bench_id
+    assert len(outcome["rows"]) == rows
+    for item in outcome["rows"]:
+        assert item.keys() >= _ROW_FIELDS
+        assert item["id"] == bench_id
+        assert isinstance(item["met"], bool)
+        assert math.isfinite(item["ours"])
+        if item["peer"] is not None:
+            assert math.isfinite(item["peer"])
+    assert f"| {bench_id} |" in render_table({bench_id: outcome})
+
+
+def test_every_benchmark_has_a_module() -> None:
+    assert list(BENCHMARKS) == [f"P{n}" for n in range(1, 8)]
+
+
+def test_p1_cached_get() -> None:
+    outcome = p1_get.measure(calls=4000, rounds=1)
+    check_result(outcome, "P1", rows=2)
+    assert outcome["details"]["endpoint_requests_while_timed"] == 0
+
+
+def test_p2_endpoint_load() -> None:
+    outcome = p2_endpoint_load.measure(processes=2, threads=2, lifetime=2.0, lifetimes=2)
+    check_result(outcome, "P2", rows=3)
+    for client in ("ours", "botocore"):
+        assert outcome["details"][client]["requests"] > 0
+
+
+def test_p3_cold_show() -> None:
+    check_result(p3_show.measure(rounds=1), "P3", rows=2)
+
+
+def test_p4_upload_file(seaweed: SeaweedFS) -> None:
+    check_result(p4_upload_file.measure(size=6 * MiB, rounds=1, seaweed=seaweed), "P4", rows=4)
+
+
+def test_p5_upload_dir(seaweed: SeaweedFS) -> None:
+    check_result(p5_upload_dir.measure(files=20, rounds=1, seaweed=seaweed), "P5", rows=2)
+
+
+def test_p6_upload_rss(seaweed: SeaweedFS) -> None:
+    check_result(p6_upload_rss.measure(size=6 * MiB, seaweed=seaweed), "P6", rows=1)
+
+
+def test_p7_audit() -> None:
+    check_result(p7_audit.measure(lines=4000, rounds=1), "P7", rows=2)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_generated_audit_lines_parse(seed: int) -> None:
+    generated = list(lines(2000, seed=seed))
+    assert all(parse_line(line) is not None for line in generated)
+    assert any(" 429 " in line for line in generated)
