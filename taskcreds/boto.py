@@ -77,12 +77,13 @@ class _ProviderCredentials(botocore.credentials.RefreshableCredentials):
     def token(self, value: str) -> None:
         raise AttributeError("taskcreds credentials are read-only")
 
-    @property
-    def account_id(self) -> str:
-        return self._provider.get().account_id or ""
+    @property  # type: ignore[override]
+    def account_id(self) -> str | None:
+        # None, not "": botocore treats any string as a configured account id.
+        return self._provider.get().account_id
 
     @account_id.setter
-    def account_id(self, value: str) -> None:
+    def account_id(self, value: str | None) -> None:
         raise AttributeError("taskcreds credentials are read-only")
 
     def __repr__(self) -> str:

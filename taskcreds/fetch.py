@@ -199,9 +199,10 @@ class Fetcher:
                 finally:
                     response.close()
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                # Not chained: the library's message carries the full URL, credentials ID and all.
                 if watchdog.fired:
-                    raise self._deadline_error(url) from exc
-                raise _unreachable(exc, url) from exc
+                    raise self._deadline_error(url) from None
+                raise _unreachable(exc, url) from None
         if response.status_code != 200:
             raise _http_error(response.status_code, body, url, token)
         return parse_credentials(body, url=url), _server_date(response)

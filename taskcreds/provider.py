@@ -206,13 +206,14 @@ class CredentialProvider:
     def close(self) -> None:
         """Stop the prefetch thread, if any; the cached set stays usable and callers refresh it."""
         self._closed.set()
-        self._prefetch_healthy = False
-        cached = self._cached
-        if cached is not None:  # callers take refreshing back from the thread
-            self._fast = (cached.credentials, min(self._fast[1], cached.refresh_at))
+        with self._lock:  # not between an install's two writes
+            self._prefetch_healthy = False
+            cached = self._cached
+            if cached is not None:  # callers take refreshing back from the thread
+                self._fast = (cached.credentials, min(self._fast[1], cached.refresh_at))
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=DEFAULT_DEADLINE * 2)
+            thread.join(timeout=self._fetcher.deadline * 2)
         self._fetcher.close()  # pooled connections; a later refresh opens new ones
 
     def __enter__(self) -> CredentialProvider:

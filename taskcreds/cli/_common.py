@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,12 +56,23 @@ _EXIT_CODES: tuple[tuple[type[TaskCredsError], int], ...] = (
 )
 
 
+def positive_seconds(text: str) -> float:
+    """argparse type for ``--timeout``: a finite number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
+
+
 def exit_code_for(error: TaskCredsError) -> int:
     """The documented exit code for an error (see docs/cli.md)."""
     for error_type, code in _EXIT_CODES:
         if isinstance(error, error_type):
             return code
-    return EXIT_UPLOAD if isinstance(error, UploadError) else EXIT_USAGE
+    return EXIT_USAGE
 
 
 @dataclass

@@ -27,6 +27,7 @@ from taskcreds.cli._common import (
     EXIT_UPLOAD,
     Output,
     exit_code_for,
+    positive_seconds,
 )
 from taskcreds.cli._inspect import (
     credential_warnings,
@@ -44,6 +45,7 @@ from taskcreds.errors import (
     TaskCredsError,
 )
 from taskcreds.fetch import Fetcher, FetchResult
+from taskcreds.upload.keys import normalize_prefix
 
 EXAMPLE = "python -m taskcreds doctor --sts --bucket my-app-bucket --prefix uploads/"
 
@@ -97,7 +99,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="key prefix for the write probe (default: TASKCREDS_PREFIX or none)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=5.0, help="seconds for the whole fetch (default 5)"
+        "--timeout",
+        type=positive_seconds,
+        default=5.0,
+        help="seconds for the whole fetch (default 5)",
     )
 
 
@@ -116,7 +121,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
         bucket = args.bucket
         if bucket:
             prefix = args.prefix if args.prefix is not None else os.environ.get(env.PREFIX, "")
-            doctor.check_write(result.credentials, bucket, prefix)
+            # The same prefix the uploader and `policy` use: "app" means "app/".
+            doctor.check_write(result.credentials, bucket, normalize_prefix(prefix, bucket=bucket))
     except _Stop as stop:
         code = stop.code
     _report(doctor.steps, code, output)
@@ -179,21 +185,15 @@ class _Doctor:
         )
         try:
             endpoint = resolve_endpoint(self.environ)
-        except ConfigError:
+        except ConfigError as error:
             self.steps.append(Step(name, True, detail))
-            return self._endpoint_failed()
+            self._fail_with("endpoint allowed", error)
+            raise  # not reached: _fail_with raises _Stop
         self._endpoint = endpoint
         self.steps.append(
             Step(name, True, detail, warnings=environment_warnings(self.environ, endpoint))
         )
         return endpoint
-
-    def _endpoint_failed(self) -> Endpoint:
-        try:
-            resolve_endpoint(self.environ)
-        except ConfigError as error:
-            self._fail_with("endpoint allowed", error)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def check_endpoint_allowed(self) -> None:
         endpoint = self._endpoint
@@ -249,7 +249,11 @@ class _Doctor:
             retries.append(f"attempt {attempt}: {_describe_error(error)}")
 
         try:
-            result = Fetcher(deadline=self.timeout, on_retry=note).fetch(endpoint)
+            fetcher = Fetcher(deadline=self.timeout, on_retry=note)
+            try:
+                result = fetcher.fetch(endpoint)
+            finally:
+                fetcher.close()
         except EndpointHTTPError as error:
             self._fail(
                 "http", _describe_error(error), _http_cause(error), error.hint, exit_code_for(error)
@@ -355,11 +359,11 @@ class _Doctor:
 
 def _delete_probe(s3: Any, bucket: str, key: str) -> list[str]:
     """Remove the probe object; a least-privilege role may not, which is a note, not a fault."""
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         s3.delete_object(Bucket=bucket, Key=key)
-    except ClientError as error:
+    except (ClientError, BotoCoreError) as error:
         return [
             f"the probe object was left behind: s3:DeleteObject refused ({_error_code(error)}), "
             "as the least-privilege policy intends; delete it, or expire '.taskcreds-doctor-*' "

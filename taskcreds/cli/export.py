@@ -11,7 +11,7 @@ import os
 import shlex
 from datetime import datetime, timezone
 
-from taskcreds.cli._common import EXIT_OK, Output
+from taskcreds.cli._common import EXIT_OK, Output, positive_seconds
 from taskcreds.cli._inspect import ensure_unexpired
 from taskcreds.credentials import Credentials
 from taskcreds.endpoint import resolve_endpoint
@@ -29,12 +29,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and account (default env)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=5.0, help="seconds for the whole fetch (default 5)"
+        "--timeout",
+        type=positive_seconds,
+        default=5.0,
+        help="seconds for the whole fetch (default 5)",
     )
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
-    credentials = Fetcher(deadline=args.timeout).fetch(resolve_endpoint(os.environ)).credentials
+    fetcher = Fetcher(deadline=args.timeout)
+    try:
+        credentials = fetcher.fetch(resolve_endpoint(os.environ)).credentials
+    finally:
+        fetcher.close()
     ensure_unexpired(credentials, datetime.now(timezone.utc))
     fmt = "json" if args.json else args.format
     text = {"env": as_env, "process": as_process, "json": as_json}[fmt](credentials)

@@ -9,7 +9,7 @@ import argparse
 import os
 from datetime import datetime, timezone
 
-from taskcreds.cli._common import EXIT_OK, Output
+from taskcreds.cli._common import EXIT_OK, Output, positive_seconds
 from taskcreds.cli._inspect import (
     credential_warnings,
     describe,
@@ -38,14 +38,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--quiet", action="store_true", help="print nothing; exit code only (for HEALTHCHECK)"
     )
     parser.add_argument(
-        "--timeout", type=float, default=5.0, help="seconds for the whole fetch (default 5)"
+        "--timeout",
+        type=positive_seconds,
+        default=5.0,
+        help="seconds for the whole fetch (default 5)",
     )
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
     environ = os.environ
     endpoint = resolve_endpoint(environ)
-    result = Fetcher(deadline=args.timeout).fetch(endpoint)
+    fetcher = Fetcher(deadline=args.timeout)
+    try:
+        result = fetcher.fetch(endpoint)
+    finally:
+        fetcher.close()
     now = datetime.now(timezone.utc)
     ensure_unexpired(result.credentials, now)
     facts = describe(endpoint, result, now)

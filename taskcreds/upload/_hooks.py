@@ -71,19 +71,17 @@ class RefreshOnExpired:
         if code not in _EXPIRED_CODES or context.get(_CONTEXT_REFRESHED):
             return None
         context[_CONTEXT_REFRESHED] = True
+        # Held across the refresh: parts rejected meanwhile wait for the new set, then retry.
         with self._lock:
             now = time.monotonic()
-            recently = now - self._last_forced < self.COOLDOWN_SECONDS
-            if not recently:
-                self._last_forced = now
-        if recently:
-            # Another request just forced a refresh: retry once with the set it installed.
-            return 0.0
-        try:
-            fresh = self._provider.refresh()
-        except TaskCredsError as exc:
-            logger.warning("S3 said %s and refreshing credentials failed: %s", code, exc)
-            return None
+            if now - self._last_forced < self.COOLDOWN_SECONDS:
+                return 0.0  # a refresh was just forced: retry once with the set it installed
+            self._last_forced = now
+            try:
+                fresh = self._provider.refresh()
+            except TaskCredsError as exc:
+                logger.warning("S3 said %s and refreshing credentials failed: %s", code, exc)
+                return None
         if fresh.expiration <= datetime.now(timezone.utc):
             return None
         logger.info("S3 said %s; refreshed credentials and retrying the request", code)

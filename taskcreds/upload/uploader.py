@@ -111,6 +111,7 @@ class Uploader:
         self._retry_mode = retry_mode
         self._ledger = Ledger()
         self._lock = threading.Lock()
+        self._key_locks = tuple(threading.Lock() for _ in range(256))
         self._clients: dict[bool, Any] = {}
         self._managers: dict[bool, Any] = {}
 
@@ -249,6 +250,23 @@ class Uploader:
         algorithm = _checked_algorithm(options.get("checksum_algorithm") or self.checksum_algorithm)
         extra_args = self._extra_args(options, algorithm)
         counter = _ByteCounter(progress)
+        # The ledger is per key: two transfers to one key at once must not read each other's.
+        with self._key_locks[hash(key) % len(self._key_locks)]:
+            return self._transfer_locked(
+                source, key, size, overwrite=overwrite, extra_args=extra_args, counter=counter
+            )
+
+    def _transfer_locked(
+        self,
+        source: str | IO[bytes],
+        key: str,
+        size: int | None,
+        *,
+        overwrite: bool,
+        extra_args: dict[str, Any],
+        counter: _ByteCounter,
+    ) -> UploadResult:
+        algorithm = extra_args["ChecksumAlgorithm"]
         self._ledger.forget(key)
         try:
             if size is not None and size < self._multipart_threshold:
@@ -326,8 +344,8 @@ class Uploader:
                 self._client(overwrite=True).abort_multipart_upload(
                     Bucket=self.bucket, Key=key, UploadId=upload_id
                 )
-            except _AWS_ERRORS as exc:
-                code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            except (*_AWS_ERRORS, TaskCredsError) as exc:
+                code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
                 if code != "NoSuchUpload":
                     logger.error(
                         "could not abort multipart upload %s of s3://%s/%s (%s); it keeps costing "

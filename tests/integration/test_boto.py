@@ -112,3 +112,25 @@ def test_default_session_uses_process_wide_provider(
     assert frozen.access_key == first.access_key_id
     assert agent.request_count == 1
     provider_module._default_provider.close()  # type: ignore[union-attr]
+
+
+def test_missing_account_id_is_none_for_botocore(agent: AgentServer) -> None:
+    # "" would count as a configured account id and break account-based endpoint resolution.
+    from datetime import datetime, timedelta, timezone
+
+    from taskcreds.credentials import Credentials
+    from taskcreds.local import StaticSource
+
+    creds = Credentials(
+        "ASIANOACCOUNT0000001", "s", "t", datetime.now(timezone.utc) + timedelta(hours=1)
+    )
+    with (
+        AgentServer(StaticSource(creds)) as server,
+        CredentialProvider(full_uri_environ(server.full_uri)) as provider,
+    ):
+        botocore_creds = taskcreds.session(
+            provider=provider, region_name="us-east-1"
+        ).get_credentials()
+        assert botocore_creds is not None
+        assert botocore_creds.account_id is None
+        assert botocore_creds.get_frozen_credentials().account_id is None

@@ -324,3 +324,10 @@ def test_expired_set_is_exit_6_for_show_and_export(
         assert CANARY_SECRET not in out
         code, report, _ = doctor(capsys)
         assert code == 6
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon"])
+def test_timeout_must_be_positive_seconds(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("show", "doctor", "export"):
+        assert main([command, "--timeout", value]) == 1
+    assert "--timeout" in capsys.readouterr().err

@@ -52,6 +52,7 @@ class FakeFetcher:
         self.entered = threading.Event()
         self.same_set = False
         self.fail_only_in: str | None = None
+        self.deadline = 5.0
         self._lock = threading.Lock()
 
     def make(self, n: int) -> Credentials:
