@@ -14,7 +14,14 @@ from typing import Any
 
 from taskcreds.errors import MalformedResponseError
 
-__all__ = ["Credentials", "mask_key_id", "parse_credentials", "parse_error_body"]
+__all__ = [
+    "Credentials",
+    "account_from_arn",
+    "format_timestamp",
+    "mask_key_id",
+    "parse_credentials",
+    "parse_error_body",
+]
 
 # RFC 3339 as the agents write it: 2026-11-29T23:04:05Z, optional fraction, Z or ±hh:mm.
 _RFC3339 = re.compile(
@@ -22,6 +29,11 @@ _RFC3339 = re.compile(
     r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
 )
 _ERROR_DETAIL_LIMIT = 300
+
+
+def format_timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC, whole seconds, as the agent writes ``Expiration``."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def mask_key_id(access_key_id: str) -> str:
@@ -70,7 +82,7 @@ def parse_credentials(body: bytes, *, url: str | None = None) -> Credentials:
     token = _required(document, "Token", url)
     expiration = parse_expiration(_required(document, "Expiration", url), url=url)
     role_arn = _optional(document, "RoleArn", url)
-    account_id = _optional(document, "AccountId", url) or _account_from_arn(role_arn)
+    account_id = _optional(document, "AccountId", url) or account_from_arn(role_arn)
     return Credentials(access_key_id, secret, token, expiration, role_arn, account_id)
 
 
@@ -148,7 +160,7 @@ def _optional(document: dict[str, Any], name: str, url: str | None) -> str | Non
     return _required(document, name, url)
 
 
-def _account_from_arn(arn: str | None) -> str | None:
+def account_from_arn(arn: str | None) -> str | None:
     # arn:partition:iam::123456789012:role/name
     if arn is None:
         return None

@@ -343,6 +343,16 @@ def _numeric_label(label: str) -> bool:
     return lowered.isdigit() or lowered == ""
 
 
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a literal loopback address (no name resolution)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _address_allowed(address: IPAddress) -> bool:
     if address in _METADATA_ADDRESSES:
         return False

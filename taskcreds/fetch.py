@@ -8,7 +8,6 @@ started that would end past the deadline.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import platform
 import socket
@@ -27,7 +26,7 @@ import urllib3.exceptions
 from taskcreds._transport import Watchdog, new_session
 from taskcreds._version import __version__
 from taskcreds.credentials import Credentials, parse_credentials, parse_error_body
-from taskcreds.endpoint import Endpoint
+from taskcreds.endpoint import Endpoint, is_loopback_host
 from taskcreds.errors import (
     EndpointError,
     EndpointHTTPError,
@@ -325,13 +324,7 @@ def _unreachable(exc: Exception, url: str) -> EndpointUnreachableError:
 
 
 def _is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 def _network_reason(exc: BaseException) -> _Reason:

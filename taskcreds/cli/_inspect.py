@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from taskcreds import environment as env
-from taskcreds.credentials import Credentials, mask_key_id
+from taskcreds.credentials import Credentials, format_timestamp, mask_key_id
 from taskcreds.endpoint import Endpoint
 from taskcreds.errors import CredentialsExpiredError
 from taskcreds.fetch import FetchResult
@@ -91,7 +91,7 @@ def ensure_unexpired(credentials: Credentials, now: datetime) -> None:
     if left <= timedelta(0):
         raise CredentialsExpiredError(
             f"the endpoint served credentials that expired {format_duration(-left)} ago "
-            f"({credentials.expiration.strftime('%Y-%m-%dT%H:%M:%SZ')})",
+            f"({format_timestamp(credentials.expiration)})",
             hint="check this machine's clock (NTP); if it is right, the agent is stuck",
         )
 
@@ -113,7 +113,7 @@ def describe(endpoint: Endpoint, result: FetchResult, now: datetime) -> dict[str
         "role_arn": creds.role_arn,
         "account_id": creds.account_id,
         "access_key_id": mask_key_id(creds.access_key_id),
-        "expiration": creds.expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "expiration": format_timestamp(creds.expiration),
         "expires_in_seconds": int(creds.time_left(now).total_seconds()),
         "expires_in": format_duration(creds.time_left(now)),
         "clock_skew_seconds": None if skew is None else round(skew.total_seconds(), 1),

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from taskcreds import environment as env
+from taskcreds._awserror import error_code_and_message
 from taskcreds.cli._common import (
     EXIT_ACCESS_DENIED,
     EXIT_CONFIG,
@@ -373,10 +374,7 @@ def _delete_probe(s3: Any, bucket: str, key: str) -> list[str]:
 
 
 def _error_code(error: Exception) -> str:
-    """The AWS error code, also where SeaweedFS puts it (top level, not under "Error")."""
-    response: dict[str, Any] = getattr(error, "response", None) or {}
-    code = response.get("Error", {}).get("Code") or response.get("Code")
-    return str(code) if code else "?"
+    return error_code_and_message(error)[0] or "?"
 
 
 def _write_probe_finding(code: str, action: str, bucket: str, prefix: str) -> tuple[str, str, int]:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from taskcreds.cli._common import EXIT_OK, Output, positive_seconds
 from taskcreds.cli._inspect import ensure_unexpired
-from taskcreds.credentials import Credentials
+from taskcreds.credentials import Credentials, format_timestamp
 from taskcreds.endpoint import resolve_endpoint
 from taskcreds.fetch import Fetcher
 
@@ -49,16 +49,12 @@ def run(args: argparse.Namespace, output: Output) -> int:
     return EXIT_OK
 
 
-def _expiration(credentials: Credentials) -> str:
-    return credentials.expiration.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def as_env(credentials: Credentials) -> str:
     values = {
         "AWS_ACCESS_KEY_ID": credentials.access_key_id,
         "AWS_SECRET_ACCESS_KEY": credentials.secret_access_key,
         "AWS_SESSION_TOKEN": credentials.token,
-        "AWS_CREDENTIAL_EXPIRATION": _expiration(credentials),
+        "AWS_CREDENTIAL_EXPIRATION": format_timestamp(credentials.expiration),
     }
     return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
 
@@ -70,7 +66,7 @@ def as_process(credentials: Credentials) -> str:
         "AccessKeyId": credentials.access_key_id,
         "SecretAccessKey": credentials.secret_access_key,
         "SessionToken": credentials.token,
-        "Expiration": _expiration(credentials),
+        "Expiration": format_timestamp(credentials.expiration),
     }
     return json.dumps(document) + "\n"
 
@@ -80,7 +76,7 @@ def as_json(credentials: Credentials) -> str:
         "AccessKeyId": credentials.access_key_id,
         "SecretAccessKey": credentials.secret_access_key,
         "SessionToken": credentials.token,
-        "Expiration": _expiration(credentials),
+        "Expiration": format_timestamp(credentials.expiration),
         "RoleArn": credentials.role_arn,
         "AccountId": credentials.account_id,
     }

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import logging
 import os
 import re
@@ -28,6 +27,7 @@ from typing import Any
 from taskcreds import environment
 from taskcreds.cli._common import EXIT_OK, Output
 from taskcreds.credentials import Credentials, mask_key_id
+from taskcreds.endpoint import is_loopback_host
 from taskcreds.errors import ConfigError, TokenError
 from taskcreds.local import (
     AGENT_RPS_BURST,
@@ -299,7 +299,7 @@ def _announce(
     else:
         variables = {environment.FULL_URI: base_url + server.relative_uri}
     task_variables = {environment.RELATIVE_URI: server.relative_uri}
-    if not _is_loopback(server.host):
+    if not is_loopback_host(server.host):
         output.warn(
             f"listening on {server.host}: whoever reaches port {server.port} gets these"
             " credentials; clients accept FULL_URI over http only from loopback, unless the host"
@@ -337,15 +337,6 @@ def _announce(
         file=output.err,
         flush=True,
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # --- argument types (a bad value is a usage error: exit code 1)

@@ -14,13 +14,12 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import timezone
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, parse_qs
 
-from taskcreds.credentials import Credentials
+from taskcreds.credentials import Credentials, format_timestamp
 from taskcreds.local._sources import CredentialSource
 
 __all__ = [
@@ -58,7 +57,7 @@ _CHUNK_BYTES = 64 * 1024
 
 def format_expiration(credentials: Credentials) -> str:
     """``Expiration`` as the agent writes it: RFC 3339 UTC, whole seconds."""
-    return credentials.expiration.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_timestamp(credentials.expiration)
 
 
 def credentials_document(

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from taskcreds._awserror import error_code_and_message
 from taskcreds.credentials import Credentials
 from taskcreds.errors import ConfigError
 from taskcreds.local._sources import Clock, utc_now
@@ -443,10 +444,8 @@ def _error_fields(exc: Any) -> tuple[str | None, str | None, int | None]:
     Some STS emulators (SeaweedFS) send S3-style XML errors, which botocore's query parser leaves
     outside ``Error``: look at the top level too.
     """
+    code, message = error_code_and_message(exc)
     response: dict[str, Any] = getattr(exc, "response", None) or {}
-    error = response.get("Error") or {}
-    code = error.get("Code") or response.get("Code")
-    message = error.get("Message") or response.get("Message")
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return (
         str(code) if code and code != "Unknown" else None,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
-from taskcreds.credentials import Credentials
+from taskcreds.credentials import Credentials, account_from_arn
 
 __all__ = [
     "DEFAULT_ROLE_ARN",
@@ -74,7 +74,7 @@ class RotatingSource:
         clock: Clock = utc_now,
     ) -> None:
         self.role_arn = role_arn
-        self.account_id = account_id or _account_from_arn(role_arn)
+        self.account_id = account_id or account_from_arn(role_arn)
         self.lifetime = lifetime
         self._clock = clock
         self._lock = threading.Lock()
@@ -131,11 +131,3 @@ class RotatingSource:
 
 def _random_text(alphabet: str, length: int) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
-
-
-def _account_from_arn(arn: str) -> str | None:
-    # arn:partition:iam::123456789012:role/name
-    parts = arn.split(":", 5)
-    if len(parts) == 6 and parts[4].isdigit() and len(parts[4]) == 12:
-        return parts[4]
-    return None

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
+from taskcreds._awserror import error_code_and_message
 from taskcreds.errors import AccessDeniedError, ObjectExistsError, UploadError
 
 __all__ = ["IAM_ACTIONS", "translate"]
@@ -31,10 +31,9 @@ _PERFORM = re.compile(r"perform: ([a-z0-9-]+:[A-Za-z0-9]+)")
 
 def translate(error: Exception, *, bucket: str, key: str | None) -> UploadError:
     """A typed error for a failed S3 call; the original stays the ``__cause__``."""
-    response: dict[str, Any] = getattr(error, "response", None) or {}
-    details = response.get("Error", {})
-    code = str(details.get("Code", ""))
-    message = str(details.get("Message", "")) or str(error)
+    found_code, found_message = error_code_and_message(error)
+    code = found_code or ""
+    message = found_message or str(error)
     operation = str(getattr(error, "operation_name", "") or "")
     where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
     if code in _EXISTS:

@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from s3transfer.subscribers import BaseSubscriber
 
 from taskcreds import environment as env
+from taskcreds._awserror import error_code_and_message
 from taskcreds.errors import ConfigError, TaskCredsError, UploadError
 from taskcreds.provider import CredentialProvider
 from taskcreds.upload import keys
@@ -345,7 +346,7 @@ class Uploader:
                     Bucket=self.bucket, Key=key, UploadId=upload_id
                 )
             except (*_AWS_ERRORS, TaskCredsError) as exc:
-                code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
+                code = error_code_and_message(exc)[0]
                 if code != "NoSuchUpload":
                     logger.error(
                         "could not abort multipart upload %s of s3://%s/%s (%s); it keeps costing "
