@@ -6,11 +6,14 @@ never their values, so a secret cannot leak through an error.
 
 from __future__ import annotations
 
+import html
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import quote
 
 from taskcreds.errors import MalformedResponseError
 
@@ -21,6 +24,7 @@ __all__ = [
     "mask_key_id",
     "parse_credentials",
     "parse_error_body",
+    "redact_secrets",
 ]
 
 # RFC 3339 as the agents write it: 2026-11-29T23:04:05Z, optional fraction, Z or ±hh:mm.
@@ -106,15 +110,23 @@ def parse_expiration(text: str, *, url: str | None = None) -> datetime:
         moment = datetime(
             year, month, day, hour, minute, min(second, 59), micro, tzinfo=timezone(offset)
         )
-    except ValueError as exc:
+        # Valid RFC 3339 can still leave datetime's range once its offset is applied
+        # (9999-12-31T23:59:59-01:00): that is a malformed answer, not a crash.
+        return moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError) as exc:
         raise MalformedResponseError(
-            "field 'Expiration' is not a valid date and time", field="Expiration", url=url
+            "field 'Expiration' is not a valid date and time in UTC", field="Expiration", url=url
         ) from exc
-    return moment.astimezone(timezone.utc)
 
 
-def parse_error_body(body: bytes) -> tuple[str | None, str | None]:
-    """``(code, message)`` from an error body: the agent's JSON, ``{Code, Message}``, or text."""
+def parse_error_body(body: bytes, *, redact: Iterable[str] = ()) -> tuple[str | None, str | None]:
+    """``(code, message)`` from an error body: the agent's JSON, ``{Code, Message}``, or text.
+
+    Every string in ``redact`` (a token, a credentials ID) is replaced in the *decoded* text,
+    before it is shortened: a body that JSON-escapes an echoed token (``\\/``, ``\\u003c``)
+    or echoes the request path cannot carry it into a message.
+    """
+    secrets = [secret for secret in redact if secret]
     text = body.decode("utf-8", errors="replace").strip()
     if text.startswith("{"):
         try:
@@ -125,11 +137,25 @@ def parse_error_body(body: bytes) -> tuple[str | None, str | None]:
             code = document.get("code", document.get("Code"))
             message = document.get("message", document.get("Message"))
             return (
-                code if isinstance(code, str) and code else None,
-                _shorten(message) if isinstance(message, str) and message else None,
+                _clean(code, secrets) if isinstance(code, str) and code else None,
+                _clean(message, secrets) if isinstance(message, str) and message else None,
             )
     # Anything else is plain text, whatever Content-Type says: emulators mislabel both ways.
-    return None, _shorten(text) or None
+    return None, _clean(text, secrets) or None
+
+
+def redact_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each secret, and its URL- and HTML-escaped spellings, replaced."""
+    for secret in secrets:
+        if not secret:
+            continue
+        for spelling in {secret, quote(secret, safe=""), html.escape(secret)}:
+            text = text.replace(spelling, "[redacted]")
+    return text
+
+
+def _clean(text: str, secrets: Iterable[str]) -> str:
+    return _shorten(redact_secrets(text, secrets))
 
 
 def _shorten(text: str) -> str:

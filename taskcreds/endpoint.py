@@ -4,6 +4,12 @@ No HTTP happens here. For ``FULL_URI`` over plain http the host must be one the 
 (loopback, the ECS address, the EKS Pod Identity addresses) or one the user opted into; a host name
 is resolved and *every* address it resolves to must be allowed, as go-v2, java-v2 and the Rust SDK
 do. The EC2 instance-metadata address is never allowed, not even by opt-in.
+
+Resolution here decides only whether the host is allowed. Every fetch resolves the name again,
+within its deadline, checks every address once more (:meth:`Endpoint.connect_addresses`) and
+connects to a checked address while the request keeps the original ``Host`` (and SNI): a name
+whose answer changes between the check and the connection (DNS rebinding) cannot reach an
+address that was never checked.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import ipaddress
 import logging
 import os
 import socket
+import stat
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -23,12 +31,15 @@ from taskcreds import environment as env
 from taskcreds.errors import ConfigError, NotInContainerError, TokenError, UnsupportedHostError
 
 __all__ = [
+    "RESOLVE_TIMEOUT",
     "Endpoint",
     "Resolver",
     "TokenSource",
     "redact_url",
     "resolve_endpoint",
+    "resolve_within",
     "system_resolver",
+    "url_secrets",
 ]
 
 logger = logging.getLogger("taskcreds")
@@ -48,15 +59,43 @@ _METADATA_ADDRESSES = frozenset(
 _BUILTIN_ALLOWED = ("loopback", "169.254.170.2", "169.254.170.23", "fd00:ec2::23")
 _NOT_IN_CONTAINER_HINT = (
     "set by the ECS agent inside a task whose task definition has a taskRoleArn (or by EKS Pod "
-    "Identity); outside ECS, run `python -m taskcreds serve-local` and set "
-    f"{env.FULL_URI}=http://127.0.0.1:51679/creds"
+    "Identity); outside ECS, run `python -m taskcreds serve-local` and set the "
+    f"{env.FULL_URI}=http://127.0.0.1:51679/v2/credentials/<id> line it prints"
 )
+#: How long ``resolve_endpoint`` waits for a host name to resolve (a fetch uses its deadline).
+RESOLVE_TIMEOUT = 5.0
 
 
 def system_resolver(host: str) -> list[str]:
     """Resolve ``host`` with the system resolver (``getaddrinfo``), TCP addresses only."""
     infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     return [str(info[4][0]) for info in infos]
+
+
+def resolve_within(resolver: Resolver, host: str, seconds: float) -> list[str]:
+    """``resolver(host)``, or :class:`TimeoutError` once ``seconds`` have passed.
+
+    ``getaddrinfo`` cannot be interrupted, so it runs in a daemon thread that is left to finish
+    on its own: a DNS server that never answers holds no caller past its deadline.
+    """
+    outcome: list[list[str] | BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append(list(resolver(host)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="taskcreds-resolve", daemon=True).start()
+    if not done.wait(max(seconds, 0.0)):
+        raise TimeoutError(f"resolving {host!r} took longer than {seconds:.2g} s")
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 @dataclass(frozen=True)
@@ -74,25 +113,56 @@ class TokenSource:
     def read(self) -> str:
         """Read the token now: the file is re-read on every call, because EKS rotates it."""
         if self.kind == "file":
-            try:
-                with open(self.name, encoding="utf-8") as handle:
-                    raw = handle.read()
-            except OSError as exc:
-                raise TokenError(
-                    f"cannot read the authorization token file {self.name}: {exc.strerror}",
-                    source=self.name,
-                    hint=f"check that the file {env.AUTH_TOKEN_FILE} names is mounted and readable",
-                ) from exc
-            except UnicodeDecodeError as exc:
-                raise TokenError(
-                    f"the authorization token file {self.name} is not UTF-8 text",
-                    source=self.name,
-                ) from exc
             # Files usually end with one newline; that one is not part of the token.
-            raw = raw.removesuffix("\n").removesuffix("\r")
+            raw = _read_token_file(self.name).removesuffix("\n").removesuffix("\r")
         else:
             raw = self._environ.get(self.name, "")
         return _checked_token(raw, self)
+
+
+#: A Pod Identity token (a JWT) is about 1 KiB; a bigger file is not a token.
+MAX_TOKEN_FILE_BYTES = 16 * 1024
+
+
+def _read_token_file(path: str) -> str:
+    """The file's text, refusing what could block (a FIFO) or grow without end (``/dev/zero``)."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; regular files ignore it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise TokenError(
+            f"cannot read the authorization token file {path}: {exc.strerror}",
+            source=path,
+            hint=f"check that the file {env.AUTH_TOKEN_FILE} names is mounted and readable",
+        ) from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise TokenError(
+                f"the authorization token file {path} is not a regular file",
+                source=path,
+                hint=f"{env.AUTH_TOKEN_FILE} must name the token file itself (EKS mounts one)",
+            )
+        data = os.read(fd, MAX_TOKEN_FILE_BYTES + 1)
+    except OSError as exc:
+        raise TokenError(
+            f"cannot read the authorization token file {path}: {exc.strerror}",
+            source=path,
+        ) from exc
+    finally:
+        os.close(fd)
+    if len(data) > MAX_TOKEN_FILE_BYTES:
+        raise TokenError(
+            f"the authorization token file {path} is larger than "
+            f"{MAX_TOKEN_FILE_BYTES // 1024} KiB, which no token is",
+            source=path,
+            hint=f"check that {env.AUTH_TOKEN_FILE} names the token file",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TokenError(
+            f"the authorization token file {path} is not UTF-8 text", source=path
+        ) from exc
 
 
 def _checked_token(token: str, source: TokenSource) -> str:
@@ -130,6 +200,9 @@ class Endpoint:
     token_source: TokenSource | None = None
     #: Findings worth showing a user, such as both URI variables being set.
     warnings: tuple[str, ...] = ()
+    #: Host names or addresses the user opted into for http (normalised).
+    allowed_hosts: frozenset[str] = frozenset()
+    _resolver: Resolver = field(default=system_resolver, repr=False, compare=False)
 
     def __repr__(self) -> str:
         # The credentials ID in the URL is hidden, as in the agent's own audit log.
@@ -150,6 +223,44 @@ class Endpoint:
     def authorization(self) -> str | None:
         """The ``Authorization`` header value for one request, read now (or None)."""
         return self.token_source.read() if self.token_source is not None else None
+
+    def connect_addresses(self, seconds: float) -> tuple[str, ...] | None:
+        """The addresses a request may connect to now, resolved and checked within ``seconds``.
+
+        None when the URL names a literal address (it was checked when the endpoint was
+        resolved, and nothing can change what it means). For an http host name every address
+        is checked again as :func:`resolve_endpoint` does, so a rebound name raises
+        :class:`UnsupportedHostError`; an https name may resolve to anything (TLS checks it).
+        Raises :class:`OSError` (or :class:`TimeoutError`) when the name does not resolve.
+        """
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        if _is_literal(host):
+            return None
+        addresses = [
+            _parse_resolved(text) for text in resolve_within(self._resolver, host, seconds)
+        ]
+        if not addresses:
+            raise OSError(f"{host!r} resolves to no address")
+        if parts.scheme.lower() == "http":
+            _check_addresses(host, self.allowed_hosts, addresses)
+        return tuple(str(address) for address in addresses)
+
+    def redactions(self, token: str | None = None) -> tuple[str, ...]:
+        """What must never appear in text derived from this endpoint's answers."""
+        return (*url_secrets(self.url), *((token,) if token else ()))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of ``url`` that :func:`redact_url` hides: the credentials ID and query values."""
+    parts = urlsplit(url)
+    found: list[str] = []
+    marker = "/credentials/"
+    where = parts.path.find(marker)
+    if where != -1 and len(parts.path) > where + len(marker):
+        found.append(parts.path[where + len(marker) :])
+    found += [pair.partition("=")[2] for pair in parts.query.split("&") if "=" in pair]
+    return [secret for secret in found if secret]
 
 
 def redact_url(url: str) -> str:
@@ -174,17 +285,20 @@ def resolve_endpoint(
     *,
     allowed_hosts: Iterable[str] = (),
     resolver: Resolver = system_resolver,
+    timeout: float = RESOLVE_TIMEOUT,
 ) -> Endpoint:
     """Read the container-credentials variables and return the endpoint to ask.
 
     ``allowed_hosts`` (and ``TASKCREDS_ALLOWED_HOSTS``) name extra hosts that ``FULL_URI`` may use
-    over plain http. Raises :class:`NotInContainerError`, :class:`UnsupportedHostError` or
-    :class:`TokenError` (all :class:`ConfigError`).
+    over plain http. A host name is resolved within ``timeout`` seconds. Raises
+    :class:`NotInContainerError`, :class:`UnsupportedHostError` or :class:`TokenError` (all
+    :class:`ConfigError`).
     """
     environ = os.environ if environ is None else environ
     relative = environ.get(env.RELATIVE_URI, "")
     full = environ.get(env.FULL_URI, "")
     warnings: list[str] = []
+    extra: frozenset[str] = frozenset()
     if relative:
         if full:
             warnings.append(
@@ -195,7 +309,8 @@ def resolve_endpoint(
         url, variable = _relative_url(relative), env.RELATIVE_URI
     elif full:
         extra = _extra_hosts(allowed_hosts, environ.get(env.ALLOWED_HOSTS, ""))
-        url, variable = _checked_full_uri(full, extra, resolver), env.FULL_URI
+        url = _checked_full_uri(full, extra, lambda host: resolve_within(resolver, host, timeout))
+        variable = env.FULL_URI
     else:
         raise NotInContainerError(
             f"neither {env.RELATIVE_URI} nor {env.FULL_URI} is set: this process is not running in "
@@ -207,6 +322,8 @@ def resolve_endpoint(
         variable=variable,
         token_source=_token_source(environ),
         warnings=tuple(warnings),
+        allowed_hosts=extra,
+        _resolver=resolver,
     )
 
 
@@ -300,8 +417,18 @@ def _parse_full_uri(url: str) -> tuple[str, str]:
         raise _unsupported(
             host, frozenset(), "has an IPv6 zone id or an escaped character", can_opt_in=False
         )
+    if not host.isascii():
+        # Fullwidth digits, circled letters and ideographic dots normalise to other hosts
+        # ("１２７.0.0.1" is 127.0.0.1 after NFKC): one spelling per host, so ASCII only.
+        raise ConfigError(
+            f"{env.FULL_URI} host {host!r} is not ASCII",
+            hint="write an internationalised name in its xn-- (punycode) form",
+        )
     # The URL must mean the same host to the parser that will send the request.
-    other = urllib3.util.parse_url(url)
+    try:
+        other = urllib3.util.parse_url(url)
+    except ValueError as exc:  # urllib3's LocationParseError
+        raise ConfigError(f"{env.FULL_URI} is not a valid URL: {exc}") from exc
     if _normal_host(other.host or "") != _normal_host(host) or other.port != port:
         raise ConfigError(f"{env.FULL_URI} is ambiguous: URL parsers disagree on its host")
     return host, scheme
@@ -336,6 +463,14 @@ def _literal_address(host: str) -> IPAddress | None:
     return None
 
 
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _numeric_label(label: str) -> bool:
     lowered = label.lower()
     if lowered.startswith("0x"):
@@ -362,10 +497,15 @@ def _address_allowed(address: IPAddress) -> bool:
 def _check_host_name(host: str, extra: frozenset[str], resolver: Resolver) -> None:
     try:
         addresses = [_parse_resolved(text) for text in resolver(host)]
-    except (OSError, UnicodeError) as exc:
+    except (OSError, UnicodeError, ValueError) as exc:
         if host in extra:
             return  # opted into by name; an unresolvable name fails later, at connect
         raise _unsupported(host, extra, f"could not be resolved to check it ({exc})") from exc
+    _check_addresses(host, extra, addresses)
+
+
+def _check_addresses(host: str, extra: frozenset[str], addresses: Sequence[IPAddress]) -> None:
+    """Raise unless every address ``host`` resolved to may be asked over http."""
     if any(address in _METADATA_ADDRESSES for address in addresses):
         raise _unsupported(
             host, extra, "resolves to the EC2 instance metadata service", can_opt_in=False

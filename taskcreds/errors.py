@@ -12,6 +12,7 @@ TaskCredsError
 │       └── ThrottledError           429
 ├── MalformedResponseError           names the bad field, never echoes a secret
 ├── CredentialsExpiredError
+├── InternalError                    a bug: something raised what it does not describe
 └── UploadError
     ├── AccessDeniedError            .bucket .key .action (the IAM action that was missing)
     ├── ObjectExistsError            no-overwrite write found the key taken
@@ -34,6 +35,7 @@ __all__ = [
     "EndpointError",
     "EndpointHTTPError",
     "EndpointUnreachableError",
+    "InternalError",
     "KeyOutsidePrefixError",
     "MalformedResponseError",
     "NotInContainerError",
@@ -167,6 +169,15 @@ class CredentialsExpiredError(TaskCredsError):
     """The cached credentials have expired and refreshing them failed (see ``__cause__``)."""
 
     retryable = True
+
+
+class InternalError(TaskCredsError):
+    """Something raised an exception that is not a taskcreds error: a bug, in taskcreds or in a
+    credential source. ``__cause__`` holds the original.
+
+    The provider treats one like any failed fetch (the cached set stays in use, the next try
+    backs off, the prefetch thread lives on), so a parser bug cannot become an outage.
+    """
 
 
 class UploadError(TaskCredsError):

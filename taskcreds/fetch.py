@@ -23,7 +23,7 @@ import requests
 import tenacity
 import urllib3.exceptions
 
-from taskcreds._transport import Watchdog, new_session
+from taskcreds._transport import Watchdog, new_session, pinned
 from taskcreds._version import __version__
 from taskcreds.credentials import Credentials, parse_credentials, parse_error_body
 from taskcreds.endpoint import Endpoint, is_loopback_host
@@ -33,6 +33,7 @@ from taskcreds.errors import (
     EndpointUnreachableError,
     MalformedResponseError,
     ThrottledError,
+    UnsupportedHostError,
 )
 
 __all__ = ["DEFAULT_DEADLINE", "FetchResult", "Fetcher"]
@@ -180,11 +181,12 @@ class Fetcher:
     def _attempt(self, endpoint: Endpoint, deadline: float) -> tuple[Credentials, datetime | None]:
         url = endpoint.display_url
         headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
-        token = endpoint.authorization()
+        token = endpoint.authorization()  # bounded: a small regular file, inside the deadline
         if token is not None:
             headers["Authorization"] = token
+        addresses = self._checked_addresses(endpoint, deadline, url)
         left = self._time_left(deadline, url)
-        with Watchdog(left) as watchdog:
+        with pinned(addresses), Watchdog(left) as watchdog:
             try:
                 response = self._session.get(
                     endpoint.url,
@@ -203,8 +205,29 @@ class Fetcher:
                     raise self._deadline_error(url) from None
                 raise _unreachable(exc, url) from None
         if response.status_code != 200:
-            raise _http_error(response.status_code, body, url, token)
+            raise _http_error(response.status_code, body, url, endpoint.redactions(token))
         return parse_credentials(body, url=url), _server_date(response)
+
+    def _checked_addresses(
+        self, endpoint: Endpoint, deadline: float, url: str
+    ) -> tuple[str, ...] | None:
+        """Resolve and check the endpoint's host within the time left (see ``_transport``)."""
+        left = self._time_left(deadline, url)
+        try:
+            return endpoint.connect_addresses(left)
+        except TimeoutError:
+            raise self._deadline_error(url) from None
+        except (OSError, ValueError) as exc:  # UnicodeError is a ValueError
+            if isinstance(exc, UnsupportedHostError):
+                raise
+            raise EndpointUnreachableError(
+                f"the credentials endpoint {url} host name could not be resolved "
+                f"({type(exc).__name__})",
+                url=url,
+                reason="dns",
+                hint="check the host name in AWS_CONTAINER_CREDENTIALS_FULL_URI and this "
+                "container's DNS settings",
+            ) from None
 
     def _time_left(self, deadline: float, url: str) -> float:
         left = deadline - self._monotonic()
@@ -273,10 +296,12 @@ def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, EndpointError) and exc.retryable
 
 
-def _http_error(status: int, body: bytes, url: str, token: str | None) -> EndpointHTTPError:
-    if token:  # a server that echoes request headers must not make the token part of an error
-        body = body.replace(token.encode(), b"[redacted]")
-    code, detail = parse_error_body(body)
+def _http_error(
+    status: int, body: bytes, url: str, redactions: tuple[str, ...]
+) -> EndpointHTTPError:
+    # A server that echoes request headers or the path must not make the token or the
+    # credentials ID part of an error: they are replaced in the decoded text.
+    code, detail = parse_error_body(body, redact=redactions)
     retryable = status in _RETRYABLE_STATUSES or (status == 400 and code in _RETRYABLE_CODES)
     hint = _CODE_HINTS.get(code or "") or _STATUS_HINTS.get(status)
     if hint is None and 300 <= status < 400:

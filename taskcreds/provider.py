@@ -24,6 +24,7 @@ import os
 import random
 import threading
 import time
+import traceback
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ import tenacity
 
 from taskcreds.credentials import Credentials
 from taskcreds.endpoint import Endpoint, Resolver, resolve_endpoint, system_resolver
-from taskcreds.errors import CredentialsExpiredError, TaskCredsError
+from taskcreds.errors import CredentialsExpiredError, InternalError, TaskCredsError
 from taskcreds.fetch import DEFAULT_DEADLINE, Fetcher, Monotonic, Sleep
 
 __all__ = [
@@ -290,8 +291,15 @@ class CredentialProvider:
         flight sees the count change when it ends, and shares its outcome instead of asking again.
         """
         try:
-            credentials = self._fetcher.fetch(self._endpoint).credentials
-            self._install(credentials)
+            try:
+                credentials = self._fetcher.fetch(self._endpoint).credentials
+                self._install(credentials)
+            except TaskCredsError:
+                raise
+            except Exception as exc:
+                # A bug anywhere in a fetch is a failed fetch, never an outage: the cached set
+                # stays in use, the next try backs off and the prefetch thread lives on.
+                raise _internal_error(exc) from exc
         except TaskCredsError as exc:
             self._last_error = exc
             self._back_off()
@@ -367,7 +375,8 @@ class CredentialProvider:
 
     def _prefetch_loop(self) -> None:
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(TaskCredsError),
+            # Every failure is retried: only close() (``_Closed``) ends the thread.
+            retry=tenacity.retry_if_not_exception_type(_Closed),
             wait=tenacity.wait_random_exponential(
                 multiplier=_PREFETCH_BACKOFF_BASE, max=_PREFETCH_BACKOFF_CAP
             ),
@@ -413,6 +422,20 @@ class CredentialProvider:
         cached = self._cached
         if cached is not None:  # no thread here yet: callers refresh until one starts
             self._fast = (cached.credentials, min(self._fast[1], cached.refresh_at))
+
+
+def _internal_error(exc: Exception) -> InternalError:
+    # Only the type and where it was raised: the message of an unexpected exception was never
+    # checked for secrets, so it goes nowhere.
+    logger.debug(
+        "unexpected %s while fetching credentials, raised at:\n%s",
+        type(exc).__name__,
+        "".join(traceback.format_tb(exc.__traceback__)),
+    )
+    return InternalError(
+        f"fetching credentials failed unexpectedly ({type(exc).__name__})",
+        hint="this is a bug; run with -vv (or DEBUG logging) for the traceback and report it",
+    )
 
 
 def _reset_after_fork() -> None:

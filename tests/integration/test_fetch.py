@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +18,8 @@ from taskcreds import (
     EndpointUnreachableError,
     MalformedResponseError,
     ThrottledError,
+    TokenError,
+    UnsupportedHostError,
     resolve_endpoint,
 )
 from taskcreds.fetch import Fetcher
@@ -54,10 +59,14 @@ def test_provider_against_server(agent: AgentServer) -> None:
     assert agent.request_count == 1
 
 
-def test_legacy_and_emulator_paths(agent: AgentServer) -> None:
-    for path in (f"/v1/credentials?id={agent.credentials_id}", "/creds", "/role/AppA"):
-        creds = fetcher().fetch(endpoint_for(agent.base_url + path)).credentials
-        assert creds.access_key_id.startswith("ASIA")
+def test_legacy_and_emulator_paths() -> None:
+    from taskcreds.local import RotatingSource
+
+    # The emulator's ID-less paths are answered only when asked for (compat_paths).
+    with AgentServer(RotatingSource(role_arn=ROLE_ARN), compat_paths=True) as agent:
+        for path in (f"/v1/credentials?id={agent.credentials_id}", "/creds", "/role/AppA"):
+            creds = fetcher().fetch(endpoint_for(agent.base_url + path)).credentials
+            assert creds.access_key_id.startswith("ASIA")
 
 
 def test_invalid_id_is_retried_then_reported(agent: AgentServer) -> None:
@@ -287,3 +296,191 @@ def test_trickling_headers_are_cut_at_deadline() -> None:
         listener.close()
     assert info.value.reason == "timeout"
     assert elapsed < 1.5
+
+
+# -- hardening: the connection is pinned to the checked address; the deadline bounds DNS ----------
+
+
+def record_connections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every host urllib3 opens a TCP connection to, and a tripwire on the system resolver."""
+    import urllib3.util.connection
+
+    connected: list[str] = []
+    real_connect = urllib3.util.connection.create_connection
+
+    def spy(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        connected.append(address[0])
+        return real_connect(address, *args, **kwargs)
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def no_name_lookups(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(host, str) and host.endswith(".test"):
+            raise AssertionError(f"{host} was resolved by the system resolver")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", spy)
+    monkeypatch.setattr(socket, "getaddrinfo", no_name_lookups)
+    return connected
+
+
+class Rebinding:
+    """A DNS server under an attacker's control: loopback first, the metadata service after."""
+
+    def __init__(self, first: int = 1) -> None:
+        self.loopback_answers = first
+        self.queries = 0
+
+    def __call__(self, host: str) -> list[str]:
+        self.queries += 1
+        if self.queries <= self.loopback_answers:
+            return ["127.0.0.1"]
+        return ["169.254.169.254"]
+
+
+def test_rebound_name_never_reaches_the_second_address(
+    agent: AgentServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connected = record_connections(monkeypatch)
+    resolver = Rebinding(first=1)  # the check at resolve time sees loopback, the fetch IMDS
+    url = f"http://rebind.test:{agent.port}{agent.relative_uri}"
+    endpoint = resolve_endpoint(full_uri_environ(url), resolver=resolver)
+    with pytest.raises(UnsupportedHostError, match="instance metadata"):
+        fetcher().fetch(endpoint)
+    assert connected == []
+    assert agent.request_count == 0
+
+
+def test_connection_goes_to_the_checked_address_with_the_original_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from taskcreds.local import RotatingSource
+
+    with AgentServer(RotatingSource(role_arn=ROLE_ARN), allowed_hosts=["rebind.test"]) as server:
+        connected = record_connections(monkeypatch)
+        resolver = Rebinding(first=2)  # the check and the fetch both see loopback
+        url = f"http://rebind.test:{server.port}{server.relative_uri}"
+        endpoint = resolve_endpoint(full_uri_environ(url), resolver=resolver)
+        creds = fetcher().fetch(endpoint).credentials
+        assert creds.access_key_id.startswith("ASIA")
+        assert connected == ["127.0.0.1"]
+        assert server.requests[0].headers["Host"] == f"rebind.test:{server.port}"
+        # The next fetch resolves again and finds the name rebound: refused, not connected.
+        with pytest.raises(UnsupportedHostError):
+            fetcher().fetch(endpoint)
+        assert connected == ["127.0.0.1"]
+        assert server.request_count == 1
+
+
+def test_every_pinned_address_is_tried_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    from taskcreds.local import RotatingSource
+
+    # The server listens on 127.0.0.1 only, so ::1 (the first answer) refuses the connection.
+    with AgentServer(RotatingSource(role_arn=ROLE_ARN), allowed_hosts=["two.test"]) as server:
+        connected = record_connections(monkeypatch)
+        url = f"http://two.test:{server.port}{server.relative_uri}"
+        endpoint = resolve_endpoint(
+            full_uri_environ(url), resolver=lambda host: ["::1", "127.0.0.1"]
+        )
+        assert fetcher().fetch(endpoint).attempts == 1
+        assert connected == ["::1", "127.0.0.1"]
+
+
+def test_dns_that_never_answers_is_cut_by_the_deadline() -> None:
+    release = threading.Event()
+    answered = [0]
+
+    def first_fast_then_silent(host: str) -> list[str]:
+        answered[0] += 1
+        if answered[0] == 1:
+            return ["127.0.0.1"]
+        release.wait(30)
+        return ["127.0.0.1"]
+
+    endpoint = resolve_endpoint(
+        full_uri_environ("http://silent-dns.test:9/creds"), resolver=first_fast_then_silent
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(EndpointUnreachableError) as info:
+            fetcher(deadline=0.5).fetch(endpoint)
+    finally:
+        release.set()
+    assert time.monotonic() - started < 3  # the resolver alone would have held it for 30 s
+    assert info.value.reason == "timeout"
+
+
+def test_token_file_fifo_fails_fast_inside_the_fetch(tmp_path: Path, agent: AgentServer) -> None:
+    fifo = tmp_path / "token"
+    os.mkfifo(fifo)
+    environ = {
+        **full_uri_environ(agent.full_uri),
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(fifo),
+    }
+    with pytest.raises(TokenError, match="not a regular file"):
+        fetcher(deadline=1.0).fetch(resolve_endpoint(environ))
+    assert agent.request_count == 0
+
+
+ECHO_TOKEN = "tok/ECHOED<secret>"
+
+
+def echoing_server(answer: Callable[[bytes], bytes]) -> tuple[socket.socket, threading.Thread]:
+    """A raw server that answers one request with ``answer(request bytes)``."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                request += chunk
+            body = answer(request)
+            conn.sendall(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nConnection: close\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def _json_escaped(text: str) -> str:
+    return text.replace("/", "\\/").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+@pytest.mark.parametrize("shape", ["json-token", "html-path", "json-path"])
+def test_echoed_token_and_credentials_id_never_reach_an_error(shape: str) -> None:
+    credentials_id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+
+    def answer(request: bytes) -> bytes:
+        path = request.split(b" ")[1].decode()
+        if shape == "json-token":
+            return f'{{"code":"Denied","message":"bad token {_json_escaped(ECHO_TOKEN)}"}}'.encode()
+        if shape == "html-path":
+            return f"<h1>No route</h1><p>{path}</p>".encode()
+        return f'{{"code":"NoRoute","message":"{_json_escaped(path)}"}}'.encode()
+
+    listener, thread = echoing_server(answer)
+    port = listener.getsockname()[1]
+    environ = {
+        **full_uri_environ(f"http://127.0.0.1:{port}/v2/credentials/{credentials_id}"),
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN": ECHO_TOKEN,
+    }
+    try:
+        with pytest.raises(EndpointHTTPError) as info:
+            fetcher().fetch(resolve_endpoint(environ))
+    finally:
+        thread.join(5)
+        listener.close()
+    shown = " ".join(
+        (str(info.value), repr(info.value.detail), repr(info.value.code), info.value.url)
+    )
+    assert "ECHOED" not in shown
+    assert credentials_id not in shown
+    assert "[redacted]" in shown

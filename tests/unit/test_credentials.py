@@ -205,3 +205,76 @@ def test_mask_key_id(key: str, masked: str) -> None:
 def test_time_left() -> None:
     creds = Credentials("A" * 20, "s", "t", datetime(2026, 1, 1, 1, tzinfo=timezone.utc))
     assert creds.time_left(datetime(2026, 1, 1, tzinfo=timezone.utc)) == timedelta(hours=1)
+
+
+# -- hardening: expirations at the edges of datetime, secrets echoed in decoded text -----------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "9999-12-31T23:59:59-01:00",  # valid RFC 3339, past year 9999 in UTC
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
+        "9999-12-31T23:30:00-00:31",
+    ],
+)
+def test_expiration_that_leaves_datetime_range_in_utc_is_malformed(text: str) -> None:
+    with pytest.raises(MalformedResponseError) as info:
+        parse_expiration(text)
+    assert info.value.field == "Expiration"
+    with pytest.raises(MalformedResponseError):
+        parse_credentials(body(Expiration=text))
+
+
+rfc3339_parts = st.tuples(
+    st.one_of(st.sampled_from([1, 2, 1969, 1970, 9998, 9999]), st.integers(1, 9999)),
+    st.integers(1, 12),
+    st.integers(1, 31),
+    st.integers(0, 23),
+    st.integers(0, 59),
+    st.integers(0, 60),  # a leap second
+    st.one_of(
+        st.just("Z"), st.tuples(st.sampled_from("+-"), st.integers(0, 23), st.integers(0, 59))
+    ),
+)
+
+
+@given(rfc3339_parts)
+def test_any_rfc3339_expiration_parses_to_utc_or_is_malformed(parts: tuple[Any, ...]) -> None:
+    year, month, day, hour, minute, second, zone = parts
+    suffix = zone if zone == "Z" else f"{zone[0]}{zone[1]:02d}:{zone[2]:02d}"
+    text = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}{suffix}"
+    try:
+        moment = parse_expiration(text)
+    except MalformedResponseError as exc:
+        assert exc.field == "Expiration"
+    else:
+        assert moment.tzinfo is timezone.utc
+
+
+ECHOED = "tok/SECRET<0123456789>&more"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # JSON may escape "/" and "<": the raw bytes do not contain the token, the text does.
+        b'{"code":"Bad","message":"token tok\\/SECRET\\u003c0123456789\\u003e\\u0026more refused"}',
+        b'{"Code":"tok\\/SECRET\\u003c0123456789\\u003e\\u0026more","Message":"x"}',
+        ("<p>no route for tok%2FSECRET%3C0123456789%3E%26more</p>").encode(),
+        ("<p>tok/SECRET&lt;0123456789&gt;&amp;more</p>").encode(),
+    ],
+)
+def test_secrets_are_redacted_in_the_decoded_text(raw: bytes) -> None:
+    assert ECHOED.encode() not in raw  # byte-level redaction would have missed each of these
+    code, message = parse_error_body(raw, redact=[ECHOED])
+    for text in (code or "", message or ""):
+        assert "SECRET" not in text
+    assert "[redacted]" in (code or "") + (message or "")
+
+
+def test_redaction_happens_before_shortening() -> None:
+    raw = json.dumps({"message": "x" * 295 + ECHOED}).encode()
+    _, message = parse_error_body(raw, redact=[ECHOED])
+    assert message is not None
+    assert "tok" not in message[290:]

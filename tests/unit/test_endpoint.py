@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from taskcreds import (
     UnsupportedHostError,
     resolve_endpoint,
 )
-from taskcreds.endpoint import redact_url
+from taskcreds.endpoint import redact_url, url_secrets
 
 FULL = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
 RELATIVE = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"
@@ -330,6 +333,171 @@ def test_endpoint_repr_hides_credentials_id() -> None:
 def test_echoed_token_never_reaches_an_error(body: bytes) -> None:
     from taskcreds.fetch import _http_error
 
-    error = _http_error(400, body, "http://127.0.0.1/creds", "tok-SECRET-VALUE-0123456789")
+    error = _http_error(400, body, "http://127.0.0.1/creds", ("tok-SECRET-VALUE-0123456789",))
     for text in (str(error), repr(error.detail), repr(error.code)):
         assert "tok-SECRET" not in text
+
+
+# -- hardening: hosts urllib3 cannot encode, bounded resolution, rebinding, the token file -------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://１２７.0.0.1/creds",  # fullwidth digits: 127.0.0.1 after NFKC
+        "http://ⓛocalhost/creds",
+        "http://a。b/creds",  # ideographic full stop
+        "https://a。b/creds",
+        "https://１２７.0.0.1/creds",
+    ],
+)
+def test_host_that_is_not_ascii_is_a_config_error(url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_endpoint({FULL: url}, resolver=fake_resolver)
+    assert "ASCII" in str(info.value) or "not a valid URL" in str(info.value)
+
+
+def test_resolution_is_bounded_by_its_timeout() -> None:
+    release = threading.Event()
+
+    def never_answers(host: str) -> Sequence[str]:
+        release.wait(30)
+        return ["127.0.0.1"]
+
+    started = time.monotonic()
+    try:
+        with pytest.raises(UnsupportedHostError, match="could not be resolved"):
+            resolve_endpoint(
+                {FULL: "http://slow-dns.test/creds"}, resolver=never_answers, timeout=0.2
+            )
+    finally:
+        release.set()
+    assert time.monotonic() - started < 5
+
+
+class Rebinding:
+    """Answers the first query with a loopback address and every later one with IMDS."""
+
+    def __init__(self, first: str = "127.0.0.1", later: str = "169.254.169.254") -> None:
+        self.answers = [first]
+        self.later = later
+        self.queries = 0
+
+    def __call__(self, host: str) -> Sequence[str]:
+        self.queries += 1
+        return [self.answers.pop(0) if self.answers else self.later]
+
+
+def test_connect_addresses_checks_the_answer_again() -> None:
+    resolver = Rebinding()
+    endpoint = resolve_endpoint({FULL: "http://rebind.test:9/creds"}, resolver=resolver)
+    assert resolver.queries == 1
+    with pytest.raises(UnsupportedHostError, match="instance metadata"):
+        endpoint.connect_addresses(1.0)
+    assert resolver.queries == 2
+
+
+def test_connect_addresses_keeps_the_opt_in() -> None:
+    names = {"sidecar.test": ["10.1.2.3"]}
+    endpoint = resolve_endpoint(
+        {FULL: "http://sidecar.test/creds"},
+        allowed_hosts=["sidecar.test"],
+        resolver=lambda host: names[host],
+    )
+    assert endpoint.connect_addresses(1.0) == ("10.1.2.3",)
+    names["sidecar.test"] = ["169.254.169.254"]  # an opt-in never reaches IMDS
+    with pytest.raises(UnsupportedHostError):
+        endpoint.connect_addresses(1.0)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/creds", "http://[::1]/creds"])
+def test_connect_addresses_none_for_a_literal(url: str) -> None:
+    def must_not_resolve(host: str) -> Sequence[str]:
+        raise AssertionError("a literal address needs no resolution")
+
+    assert resolve_endpoint({FULL: url}, resolver=must_not_resolve).connect_addresses(1.0) is None
+
+
+def test_connect_addresses_https_name_is_pinned_not_checked() -> None:
+    endpoint = resolve_endpoint(
+        {FULL: "https://creds.example/v1"}, resolver=lambda host: ["10.9.8.7"]
+    )
+    assert endpoint.connect_addresses(1.0) == ("10.9.8.7",)
+
+
+def test_connect_addresses_times_out() -> None:
+    release = threading.Event()
+    answers = iter([["127.0.0.1"]])
+
+    def slow_later(host: str) -> Sequence[str]:
+        try:
+            return next(answers)
+        except StopIteration:
+            release.wait(30)
+            return ["127.0.0.1"]
+
+    endpoint = resolve_endpoint({FULL: "http://slow.test/creds"}, resolver=slow_later)
+    try:
+        with pytest.raises(TimeoutError):
+            endpoint.connect_addresses(0.1)
+    finally:
+        release.set()
+
+
+def test_token_file_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "token"
+    os.mkfifo(fifo)  # no writer: a plain open() would block forever
+    endpoint = resolve_endpoint(
+        {FULL: "http://127.0.0.1/creds", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(fifo)},
+        resolver=fake_resolver,
+    )
+    with pytest.raises(TokenError, match="not a regular file"):
+        endpoint.authorization()
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "/dev/null", "/"])
+def test_token_file_that_is_a_device_or_directory_is_refused(path: str) -> None:
+    endpoint = resolve_endpoint(
+        {FULL: "http://127.0.0.1/creds", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": path},
+        resolver=fake_resolver,
+    )
+    with pytest.raises(TokenError):
+        endpoint.authorization()
+
+
+def test_huge_token_file_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    big = tmp_path / "token"
+    big.write_bytes(b"a" * (16 * 1024 + 1))
+    endpoint = resolve_endpoint(
+        {FULL: "http://127.0.0.1/creds", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(big)},
+        resolver=fake_resolver,
+    )
+    with pytest.raises(TokenError, match="larger than 16 KiB"):
+        endpoint.authorization()
+    big.write_bytes(b"a" * (16 * 1024))  # exactly the limit is still a token
+    assert endpoint.authorization() == "a" * (16 * 1024)
+
+
+def test_empty_token_file_is_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "token"
+    empty.write_bytes(b"")
+    endpoint = resolve_endpoint(
+        {FULL: "http://127.0.0.1/creds", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(empty)},
+        resolver=fake_resolver,
+    )
+    with pytest.raises(TokenError, match="empty"):
+        endpoint.authorization()
+
+
+@pytest.mark.parametrize(
+    ("url", "secrets"),
+    [
+        ("http://169.254.170.2/v2/credentials/0f1e2d3c-90ab", ["0f1e2d3c-90ab"]),
+        ("http://127.0.0.1:9/v1/credentials?id=abc-123", ["abc-123"]),
+        ("http://127.0.0.1:9/creds", []),
+    ],
+)
+def test_url_secrets_are_what_redact_url_hides(url: str, secrets: list[str]) -> None:
+    assert url_secrets(url) == secrets
+    for secret in secrets:
+        assert secret not in redact_url(url)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from taskcreds import CredentialProvider, Credentials, CredentialsExpiredError
 from taskcreds.endpoint import Endpoint
-from taskcreds.errors import EndpointUnreachableError
+from taskcreds.errors import EndpointUnreachableError, InternalError
 from taskcreds.fetch import FetchResult
 from taskcreds.provider import refresh_schedule, retry_delay
 
@@ -458,3 +458,78 @@ def test_close_hands_refreshing_back_to_callers() -> None:
     assert provider._fast[1] == cached.mandatory_at  # the thread owns the advisory refresh
     provider.close()
     assert provider._fast[1] == cached.advisory_at  # callers own it again
+
+
+# -- hardening: any exception out of a fetch is a failed fetch --------------------------------
+
+BUG = OverflowError("date value out of range")
+
+
+def test_unexpected_exception_in_advisory_window_keeps_the_cached_set() -> None:
+    provider, fetcher, fake_time = make_provider()
+    first = provider.get()
+    fake_time.advance(6 * 3600 - 14 * 60)
+    fetcher.failure = BUG
+    assert provider.get() is first
+    calls = fetcher.calls
+    for _ in range(50):
+        assert provider.get() is first  # backs off: no re-fetch on every call
+    assert fetcher.calls == calls
+
+
+def test_unexpected_exception_in_mandatory_window_returns_valid_set() -> None:
+    provider, fetcher, fake_time = make_provider()
+    first = provider.get()
+    fake_time.advance(6 * 3600 - 5 * 60)
+    fetcher.failure = KeyError("AccessKeyId")
+    assert provider.get() is first
+
+
+def test_unexpected_exception_without_a_cached_set_is_internal_error() -> None:
+    provider, fetcher, _ = make_provider()
+    fetcher.failure = BUG
+    with pytest.raises(InternalError) as info:
+        provider.get()
+    assert info.value.__cause__ is BUG
+    assert "OverflowError" in str(info.value)
+    assert "out of range" not in str(info.value)  # an unchecked message goes nowhere
+
+
+def test_unexpected_exception_after_expiry_is_credentials_expired() -> None:
+    provider, fetcher, fake_time = make_provider()
+    provider.get()
+    fake_time.advance(6 * 3600 + 1)
+    fetcher.failure = BUG
+    with pytest.raises(CredentialsExpiredError) as info:
+        provider.get()
+    assert isinstance(info.value.__cause__, InternalError)
+
+
+def test_prefetch_thread_survives_an_unexpected_exception() -> None:
+    fetcher = RealTimeFetcher(lifetime=1.5)
+    fetcher.failure = BUG
+    fetcher.fail_only_in = "taskcreds-prefetch"
+    recovered = threading.Event()
+    real_fetch = fetcher.fetch
+
+    def fetch(endpoint: Endpoint) -> FetchResult:
+        try:
+            return real_fetch(endpoint)
+        except OverflowError:
+            fetcher.failure = None  # the bug happens once; the thread must try again
+            recovered.set()
+            raise
+
+    fetcher.fetch = fetch  # type: ignore[method-assign]
+    with CredentialProvider(
+        ENVIRON,
+        fetcher=fetcher,  # type: ignore[arg-type]
+        prefetch=True,
+        jitter=lambda: 0.0,
+    ) as provider:
+        provider.get()
+        assert recovered.wait(5)
+        assert fetcher.second.wait(10)
+        assert provider._thread is not None
+        assert provider._thread.is_alive()
+        assert fetcher.threads.count("taskcreds-prefetch") >= 2

@@ -17,6 +17,7 @@ EXPECTED = {
     "EndpointError",
     "EndpointHTTPError",
     "EndpointUnreachableError",
+    "InternalError",
     "KeyOutsidePrefixError",
     "MalformedResponseError",
     "NotInContainerError",
@@ -58,6 +59,7 @@ def test_error_tree() -> None:
         "EndpointError",
         "MalformedResponseError",
         "CredentialsExpiredError",
+        "InternalError",
         "UploadError",
     ):
         assert issubclass(getattr(t, name), t.TaskCredsError)
