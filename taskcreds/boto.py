@@ -17,6 +17,7 @@ import botocore.credentials
 import botocore.session
 
 from taskcreds import environment as env
+from taskcreds._region import region_from_environment
 from taskcreds.provider import CredentialProvider
 
 if TYPE_CHECKING:
@@ -113,8 +114,11 @@ def session(
 
     ``provider`` defaults to the process-wide one. Static ``AWS_ACCESS_KEY_ID`` keys are
     ignored (with a warning), as are profiles and the instance role: this session fails closed.
+    The region is ``region_name``, else ``AWS_REGION``, else ``AWS_DEFAULT_REGION``, else boto3's
+    configuration (see :mod:`taskcreds._region`).
     """
     environ = os.environ if environ is None else environ
+    region_name, _ = region_from_environment(region_name, environ)
     if provider is None:
         from taskcreds.provider import _get_default_provider
 

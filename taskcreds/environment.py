@@ -33,5 +33,12 @@ PREFIX = "TASKCREDS_PREFIX"
 ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
 """Static keys: boto3 prefers them over the container endpoint; taskcreds ignores them and warns."""
 
+REGION = "AWS_REGION"
+"""The region, as the AWS SDKs other than botocore (and ECS task definitions) name it; taskcreds
+reads it first, before :data:`DEFAULT_REGION`."""
+
+DEFAULT_REGION = "AWS_DEFAULT_REGION"
+"""The region as botocore and the aws CLI name it."""
+
 ECS_HOST = "169.254.170.2"
 """The address at which every ECS task reaches its agent's credentials endpoint."""
