@@ -18,7 +18,7 @@ from taskcreds.errors import ConfigError
 __all__ = ["checked_region", "region_from_environment"]
 
 # What botocore accepts as a region name (``validate_region_name``), anchored at both ends.
-_REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
+_REGION = re.compile(r"(?![0-9]+\Z)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
 
 
 def region_from_environment(

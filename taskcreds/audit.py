@@ -36,6 +36,7 @@ __all__ = [
     "EVENT_TASK_ROLE",
     "FREQUENT_MIN_REQUESTS",
     "FREQUENT_PER_MINUTE",
+    "MAX_LINE_LENGTH",
     "MAX_UNPARSED_SHOWN",
     "AuditRecord",
     "AuditReport",
@@ -70,6 +71,11 @@ FREQUENT_PER_MINUTE = 1.0
 FREQUENT_MIN_REQUESTS = 10
 #: How many unparsed lines a report keeps (with file and line number); the rest are only counted.
 MAX_UNPARSED_SHOWN = 5
+#: The longest line :meth:`AuditSummary.add_file` reads whole, newline included, in characters
+#: (64 KiB; the agent's lines are a few hundred). A longer one is unparsed: its start is kept and
+#: the rest is read in chunks of this size and dropped, so one huge line (2 GiB of junk inside a
+#: 2 MiB ``.gz``) cannot exhaust memory.
+MAX_LINE_LENGTH = 64 * 1024
 
 _EMPTY = "-"
 _UTC = timezone.utc
@@ -81,6 +87,7 @@ _good_minutes: set[str] = set()  # "YYYY-MM-DDTHH:MM:" prefixes known to be real
 _MAX_CACHED_MINUTES = 4096
 _NOT_A_LINE = "not an audit line"
 _INCOMPLETE = "no newline at the end: cut off while being written or copied"
+_TOO_LONG = f"longer than {MAX_LINE_LENGTH // 1024} KiB: not an audit line; the rest was skipped"
 
 
 class AuditRecord(NamedTuple):
@@ -290,8 +297,12 @@ def _to_datetime(normal: str) -> datetime:
 
 
 def format_time(moment: datetime) -> str:
-    """``moment`` as RFC 3339 UTC, whole seconds: ``2026-11-29T21:04:05Z``."""
-    return moment.astimezone(_UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``moment`` as RFC 3339 UTC, whole seconds: ``2026-11-29T21:04:05Z``.
+
+    Always four digits of year (``strftime("%Y")`` writes the year 999 as ``999`` on glibc,
+    which would sort after 2026), so the result compares with the log's times as a string.
+    """
+    return moment.astimezone(_UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
 
 
 def parse_time_bound(text: str, now: datetime) -> datetime:
@@ -306,18 +317,28 @@ def parse_time_bound(text: str, now: datetime) -> datetime:
         amount, unit = relative.groups()
         try:
             return now.astimezone(_UTC) - timedelta(seconds=int(amount) * _UNIT_SECONDS[unit])
-        except OverflowError as exc:
-            raise ValueError(f"{text!r} reaches back before the year 1") from exc
+        except (OverflowError, ValueError) as exc:  # ValueError: over 4300 digits
+            raise ValueError(f"{_shown(text)} reaches back before the year 1") from exc
     try:
         moment = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in "Zz" else value)
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
         raise ValueError(
-            f"{text!r} is neither an RFC 3339 time with a zone (2026-11-29T21:00:00Z) "
+            f"{_shown(text)} is neither an RFC 3339 time with a zone (2026-11-29T21:00:00Z) "
             "nor a duration (30m, 2h, 1d)"
         )
-    return moment.astimezone(_UTC)
+    try:
+        return moment.astimezone(_UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00:00+01:00 is in the year 0 in UTC
+        raise ValueError(
+            f"{_shown(text)} is outside the years 1 to 9999 once converted to UTC"
+        ) from exc
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """``repr(text)``, cut short: it goes into an error message."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 # -- files ---------------------------------------------------------------------------------------
@@ -578,23 +599,35 @@ class AuditSummary:
 
     def add_file(self, path: str | os.PathLike[str]) -> None:
         """Read one file (plain or gzip) line by line. A read error (a truncated ``.gz``, say)
-        ends that file and is reported in ``file_errors``; the lines before it count."""
+        ends that file and is reported in ``file_errors``; the lines before it count. A line
+        longer than :data:`MAX_LINE_LENGTH` is unparsed, and only its start is kept in memory."""
         source = os.fspath(path)
         self._files.append(source)
         try:
             with open_log(path) as stream:
-                self.add_lines(stream, source, complete=True)
+                chunks = iter(functools.partial(stream.readline, MAX_LINE_LENGTH), "")
+                self.add_lines(chunks, source, complete=True, max_length=MAX_LINE_LENGTH)
         except (OSError, EOFError, zlib.error) as exc:
             self._file_errors.append(f"{source}: {exc}")
 
     def add_lines(  # noqa: PLR0912, PLR0915 (the hot loop is inlined on purpose)
-        self, lines: Iterable[str], source: str = "<lines>", *, complete: bool = False
+        self,
+        lines: Iterable[str],
+        source: str = "<lines>",
+        *,
+        complete: bool = False,
+        max_length: int | None = None,
     ) -> None:
         """Count ``lines``, one audit line each; ``source`` names them in unparsed lines.
 
         With ``complete`` (as for a file), a line must end in a newline: the agent writes one
         after every line, so a last line without it was cut off while being written or copied,
         and its last field may be cut short. It is counted as unparsed.
+
+        ``max_length`` says that ``lines`` were read with ``readline(max_length)``, as
+        :meth:`add_file` reads (with :data:`MAX_LINE_LENGTH`): a piece of that length without a
+        newline is the start of a longer line, which is counted as unparsed, and the pieces
+        after it up to its newline are dropped. Without it, lines are taken as they come.
         """
         since, until, want = self._since, self._until, self._task
         suffix = "/" + (want or "")
@@ -602,8 +635,9 @@ class AuditSummary:
         parse, statuses, seconds, minutes = parse_line, _STATUSES, _SECONDS, _good_minutes
         empty = _EMPTY
         number = parsed = in_range = 0
+        pieces = iter(lines)
         try:
-            for number, line in enumerate(lines, 1):
+            for number, line in enumerate(pieces, 1):
                 # Fast path: a complete line in the usual shape, without a function call or a
                 # record. Anything else goes to parse_line, which accepts a superset of these.
                 fast = False
@@ -632,6 +666,12 @@ class AuditSummary:
                         )
                         task, event, _, cluster, instance = rest
                 if not fast:
+                    if max_length is not None and len(line) >= max_length and line[-1] != "\n":
+                        piece = line  # the start of a longer line: drop the rest, piece by piece
+                        while len(piece) >= max_length and piece[-1] != "\n":
+                            piece = next(pieces, "")
+                        self._unparsed(source, number, line, _TOO_LONG)
+                        continue
                     record = parse(line)
                     cut = complete and not line.endswith("\n")
                     if record is None or cut:

@@ -101,19 +101,21 @@ SID_MULTIPART_LIST = "ListMultipartUploadsInBucket"
 SID_KMS = "UseBucketKmsKeyViaS3"
 SID_TRUST = "EcsTasksOfThisAccountOnly"
 
-_BUCKET_CHARS = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET_CHARS = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _BUCKET_BAD_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_BAD_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
-_ACCOUNT = re.compile(r"^[0-9]{12}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")
+_ACCOUNT = re.compile(r"[0-9]{12}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 _PARTITION = r"aws|aws-cn|aws-us-gov"
 _KMS_KEY_ARN = re.compile(
-    rf"^arn:(?P<partition>{_PARTITION}):kms:(?P<region>[a-z]{{2}}(-[a-z]+)+-[0-9]{{1,2}})"
+    rf"arn:(?P<partition>{_PARTITION}):kms:(?P<region>[a-z]{{2}}(-[a-z]+)+-[0-9]{{1,2}})"
     r":(?P<account>[0-9]{12}):key/"
-    r"(?P<key>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$"
+    r"(?P<key>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})"
 )
-_CLUSTER = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
-_ROLE_NAME = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")
+_CLUSTER = re.compile(r"[A-Za-z0-9_-]{1,255}")
+_ROLE_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}")
+# Every pattern above is used with fullmatch(): with match() and '$', "app-a\n" would pass (a '$'
+# matches before a trailing newline) and land inside an ARN.
 
 
 @dataclass(frozen=True)
@@ -137,22 +139,22 @@ class PolicyRequest:
         features = _checked_features(self.features)
         if self.kms_key_arn is not None:
             _check_kms_key(self.kms_key_arn)
-        if self.account is not None and not _ACCOUNT.match(self.account):
+        if self.account is not None and not _ACCOUNT.fullmatch(self.account):
             raise ConfigError(
                 f"account {self.account!r} is not a 12-digit AWS account id",
                 hint="give --account as 12 digits, such as 123456789012",
             )
-        if self.region is not None and not _REGION.match(self.region):
+        if self.region is not None and not _REGION.fullmatch(self.region):
             raise ConfigError(
                 f"region {self.region!r} is not an AWS Region name",
                 hint="give --region like us-east-1 or eu-central-1",
             )
-        if self.cluster is not None and not _CLUSTER.match(self.cluster):
+        if self.cluster is not None and not _CLUSTER.fullmatch(self.cluster):
             raise ConfigError(
                 f"cluster {self.cluster!r} is not an ECS cluster name",
                 hint="up to 255 letters, digits, hyphens and underscores",
             )
-        if not _ROLE_NAME.match(self.role_name):
+        if not _ROLE_NAME.fullmatch(self.role_name):
             raise ConfigError(
                 f"role name {self.role_name!r} is not a valid IAM role name",
                 hint="1-64 letters, digits and +=,.@_-",
@@ -411,7 +413,7 @@ def _check_bucket(bucket: str) -> None:
 def _bucket_problem(bucket: str) -> str | None:
     if not 3 <= len(bucket) <= 63:
         return f"it is {len(bucket)} characters long"
-    if not _BUCKET_CHARS.match(bucket):
+    if not _BUCKET_CHARS.fullmatch(bucket):
         return "it has a character other than a-z, 0-9, '.' and '-', or starts or ends with one"
     if ".." in bucket or ".-" in bucket or "-." in bucket:
         return "it has two adjacent periods, or a period next to a hyphen"
@@ -448,7 +450,7 @@ def _checked_prefix(prefix: str, bucket: str) -> str:
 
 
 def _check_kms_key(arn: str) -> None:
-    if _KMS_KEY_ARN.match(arn):
+    if _KMS_KEY_ARN.fullmatch(arn):
         return
     hint = "give the key ARN: arn:aws:kms:REGION:ACCOUNT:key/KEY-ID"
     if ":alias/" in arn:
@@ -456,7 +458,7 @@ def _check_kms_key(arn: str) -> None:
             "IAM grants kms:GenerateDataKey and kms:Decrypt on the key ARN, not an alias: "
             "give arn:aws:kms:REGION:ACCOUNT:key/KEY-ID (aws kms describe-key --key-id ALIAS)"
         )
-    raise ConfigError(f"{arn!r} is not a KMS key ARN", hint=hint)
+    raise ConfigError(f"KMS key {arn!r} is not a KMS key ARN", hint=hint)
 
 
 def _check_partitions(kms_key_arn: str | None, region: str | None) -> None:

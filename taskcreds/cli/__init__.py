@@ -15,12 +15,19 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from types import ModuleType
+from typing import Any
 
 from taskcreds._version import __version__
-from taskcreds.cli._common import EXIT_OK, EXIT_USAGE, Output
+from taskcreds.cli._common import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, Output, printable
 from taskcreds.errors import TaskCredsError
 
 __all__ = ["main"]
+
+_log = logging.getLogger(__name__)
+#: Where to report a bug (the hint of an internal error).
+REPORT_TO = "the taskcreds issue tracker"
+#: How much of an unexpected exception's message is shown (it is not ours, so keep it short).
+_MAX_INTERNAL_MESSAGE = 200
 
 # Imported on demand, so `show` never pays for what `upload` or `serve-local` import.
 _COMMANDS = {
@@ -46,7 +53,8 @@ _SUMMARIES = {
 _EXIT_CODES_HELP = """exit codes:
   0 ok  1 usage  2 configuration (not in a container, unsupported host, token)
   3 endpoint unreachable  4 endpoint HTTP error (incl. 429)  5 malformed response
-  6 credentials expired  7 access denied  8 other upload failure"""
+  6 credentials expired  7 access denied  8 other upload failure
+  9 internal error (a bug in taskcreds: please report it)  130 interrupted"""
 
 
 class _ParseError(Exception):
@@ -56,7 +64,7 @@ class _ParseError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        print(f"{self.prog}: error: {printable(message)}", file=sys.stderr)
         raise _ParseError(message)
 
 
@@ -97,6 +105,20 @@ def _chosen_command(argv: Sequence[str]) -> str | None:
     return next((arg for arg in argv if arg in _COMMANDS), None)
 
 
+class _EscapingFormatter(logging.Formatter):
+    """Log lines as :func:`printable` shows them: a message may quote what an endpoint, S3 or a
+    file said. A traceback keeps its lines, each escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        return "\n".join(printable(line) for line in super().formatException(ei).split("\n"))
+
+    def formatStack(self, stack_info: str) -> str:
+        return "\n".join(printable(line) for line in super().formatStack(stack_info).split("\n"))
+
+
 @contextlib.contextmanager
 def _logging_to_stderr(verbosity: int) -> Iterator[None]:
     """Send taskcreds' log lines to stderr for one command, then put the logger back as it was.
@@ -105,7 +127,7 @@ def _logging_to_stderr(verbosity: int) -> Iterator[None]:
     levels = {-1: logging.CRITICAL + 1, 0: logging.WARNING, 1: logging.INFO}
     level = levels.get(verbosity, logging.DEBUG)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_EscapingFormatter("%(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("taskcreds")
     previous = logger.level
     logger.addHandler(handler)
@@ -115,6 +137,28 @@ def _logging_to_stderr(verbosity: int) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous)
+
+
+def _internal_error(exc: Exception, output: Output) -> int:
+    """Report an exception that is not a :class:`TaskCredsError`: a bug, so no traceback on the
+    terminal but one line naming it, the traceback in the DEBUG log (``-vv``), and exit 9.
+
+    Only ``str(exc)``, cut short and escaped, is shown: the exception is not ours, so its
+    arguments are not known to be safe to print.
+    """
+    _log.debug("internal error", exc_info=exc)
+    name = type(exc).__name__
+    message = str(exc)
+    if len(message) > _MAX_INTERNAL_MESSAGE:
+        message = message[:_MAX_INTERNAL_MESSAGE] + "…"
+    if output.quiet:
+        return EXIT_INTERNAL
+    hint = f"a bug in taskcreds: re-run with -vv for the traceback, and report it at {REPORT_TO}"
+    if output.json_mode:
+        error = {"type": name, "message": message, "hint": hint, "retryable": False}
+        output.document({"ok": False, "exit_code": EXIT_INTERNAL, "error": error})
+    output.error(f"{name}: {message}" if message else name, hint, label="taskcreds: internal error")
+    return EXIT_INTERNAL
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -127,13 +171,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help and --version
         return EXIT_OK if exc.code in (0, None) else EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 (an argparse type function or a module that breaks)
+        with _logging_to_stderr(2 if "-vv" in argv else 0):
+            return _internal_error(exc, Output(json_mode="--json" in argv))
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     output = Output(json_mode=args.json, quiet=getattr(args, "quiet", False))
-    module = _load(args.command)
     with _logging_to_stderr(-1 if output.quiet else args.verbose):
         try:
+            module = _load(args.command)
             code: int = module.run(args, output)
         except TaskCredsError as error:
             return output.fail(error)
@@ -145,4 +192,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(devnull, sys.stdout.fileno())
             os.close(devnull)
             return 141
+        except Exception as exc:  # noqa: BLE001 (a bug: one line, not a traceback; -vv logs it)
+            return _internal_error(exc, output)
     return code

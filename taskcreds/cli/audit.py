@@ -25,7 +25,7 @@ from taskcreds.audit import (
     parse_time_bound,
     summarise,
 )
-from taskcreds.cli._common import EXIT_OK, Output
+from taskcreds.cli._common import EXIT_OK, Output, printable
 from taskcreds.errors import TaskCredsError
 
 EXAMPLE = (
@@ -115,7 +115,11 @@ def _discard_output(output: Output) -> None:
 
 
 def render(report: AuditReport) -> list[str]:
-    """The human-readable report, one string per line."""
+    """The human-readable report, one string per line.
+
+    Everything in it that comes from the log (task ARNs, user agents, clients, unparsed lines,
+    file names) may hold control characters: :class:`Output` escapes each line as it prints it.
+    """
     lines: list[str] = []
     if not report.tasks:
         lines += ["no credential requests from a task in the selected range", ""]
@@ -172,11 +176,11 @@ def _problems(title: str, problems: Iterable[ClientProblem]) -> list[str]:
     table += [
         (
             str(problem.status),
-            problem.client,
+            printable(problem.client),  # from the log: escaped before the widths are taken
             f"{problem.count:,}",
             format_time(problem.first),
             format_time(problem.last),
-            _tasks(problem.tasks),
+            printable(_tasks(problem.tasks)),
         )
         for problem in problems
     ]

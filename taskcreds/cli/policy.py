@@ -99,9 +99,7 @@ def _usage_error(error: ConfigError, output: Output) -> int:
     if output.json_mode:
         output.document({"ok": False, "exit_code": EXIT_USAGE, "error": error_document(error)})
     else:
-        print(f"taskcreds: error: {error.message}", file=output.err)
-        if error.hint:
-            print(f"  hint: {error.hint}", file=output.err)
+        output.error(error.message, error.hint)
     return EXIT_USAGE
 
 
@@ -131,4 +129,5 @@ def _print_text(generated: GeneratedPolicies, output: Output) -> None:
         output.line(summary)
         for statement in document.get("Statement", []):
             output.line(f"  - {statement['Sid']}: {generated.explanations[statement['Sid']]}")
-        output.line(json.dumps(document, indent=2))
+        for line in json.dumps(document, indent=2).splitlines():  # one line each: see Output
+            output.line(line)

@@ -227,7 +227,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     if report.failed:
         first = report.failed[0]
         more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
-        print(f"taskcreds: error: {first.reason}{more}", file=output.err)
+        output.error(f"{first.reason}{more}")
     return report.exit_code
 
 
@@ -247,7 +247,7 @@ def _usage_problem(args: argparse.Namespace, paths: Sequence[Path]) -> str | Non
 
 
 def _usage_error(output: Output, message: str) -> int:
-    print(f"taskcreds upload: error: {message}", file=output.err)
+    output.error(message, label="taskcreds upload: error")
     if output.json_mode:
         error = {"type": "UsageError", "message": message, "hint": None, "retryable": False}
         output.document({"ok": False, "exit_code": EXIT_USAGE, "error": error})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 import socket
 from collections.abc import Iterator
@@ -11,7 +12,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from taskcreds.cli import main
-from taskcreds.credentials import Credentials
+from taskcreds.cli._common import EXIT_INTERNAL
+from taskcreds.credentials import Credentials, format_timestamp
+from taskcreds.errors import CredentialsExpiredError
 from taskcreds.local import AgentServer, Faults, StaticSource
 
 CANARY_SECRET = "CANARYsecretKEY/do+not+print+0123456789"
@@ -331,3 +334,124 @@ def test_timeout_must_be_positive_seconds(value: str, capsys: pytest.CaptureFixt
     for command in ("show", "doctor", "export"):
         assert main([command, "--timeout", value]) == 1
     assert "--timeout" in capsys.readouterr().err
+
+
+# -- escaping and internal errors ------------------------------------------------------------------
+
+HOSTILE_ROLE = "arn:aws:iam::123456789012:role/App\x1b]0;owned\x07\x1b[2J\u202eA"
+
+
+def test_text_output_escapes_what_the_endpoint_sends(
+    canary: AgentServer, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = {
+        "AccessKeyId": KEY_ID,
+        "SecretAccessKey": CANARY_SECRET,
+        "Token": CANARY_TOKEN,
+        "Expiration": format_timestamp(datetime.now(timezone.utc) + timedelta(hours=6)),
+        "RoleArn": HOSTILE_ROLE,
+    }
+    canary.faults.update(body_override=json.dumps(body).encode())
+    env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", canary.full_uri)
+    for argv in (["show"], ["doctor"]):
+        code, out, err = run(argv, capsys)
+        assert code == 0
+        assert "role/App\\x1b]0;owned\\x07\\x1b[2J\\u202eA" in out
+        for char in "\x1b\x07\u202e":
+            assert char not in out + err
+    code, out, _ = run(["show", "--json"], capsys)
+    assert json.loads(out)["role_arn"] == HOSTILE_ROLE  # JSON keeps it, escaped by json itself
+    assert "\x1b" not in out
+
+
+def test_usage_errors_are_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "--timeout", "\x1b[2J"]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err
+    assert "\\x1b[2J" in err
+
+
+def _boom(*_: object) -> int:
+    raise RuntimeError("it broke \x1b[2J " + "x" * 500)
+
+
+@pytest.mark.parametrize("where", ["run", "add_arguments"])
+def test_an_unexpected_exception_is_one_line_and_exit_9(
+    where: str, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setattr(f"taskcreds.cli.policy.{where}", _boom)
+    code, out, err = run(["policy", "--bucket", "app-a"], capsys)
+    assert code == EXIT_INTERNAL == 9
+    assert out == ""
+    first, hint, *rest = err.splitlines()
+    assert rest == []
+    assert first.startswith("taskcreds: internal error: RuntimeError: it broke \\x1b[2J xxx")
+    assert first.endswith("x…")
+    assert len(first) < 260  # the message is cut to 200 characters
+    assert "-vv" in hint
+    assert "report it" in hint
+    assert "Traceback" not in err
+    assert "\x1b" not in err
+
+    code, out, err = run(["policy", "--bucket", "app-a", "--json"], capsys)
+    assert code == 9
+    document = json.loads(out)
+    assert document["ok"] is False
+    assert document["exit_code"] == 9
+    assert document["error"]["type"] == "RuntimeError"
+    assert document["error"]["message"].startswith("it broke \x1b[2J xxx")
+    assert len(document["error"]["message"]) == 201
+    assert "Traceback" not in err
+
+
+def test_an_unexpected_exception_logs_its_traceback_with_vv(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setattr("taskcreds.cli.policy.run", _boom)
+    code, _, err = run(["policy", "--bucket", "app-a", "-vv"], capsys)
+    assert code == 9
+    assert "DEBUG taskcreds.cli: internal error" in err
+    assert "Traceback (most recent call last)" in err
+    assert "taskcreds: internal error: RuntimeError" in err
+
+
+def test_interrupts_and_exits_are_not_internal_errors(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(*_: object) -> int:
+        raise KeyboardInterrupt
+
+    def exits(*_: object) -> int:
+        raise SystemExit(3)
+
+    env.setattr("taskcreds.cli.policy.run", interrupted)
+    assert main(["policy", "--bucket", "app-a"]) == 130
+    env.setattr("taskcreds.cli.policy.run", exits)
+    with pytest.raises(SystemExit):
+        main(["policy", "--bucket", "app-a"])
+    assert "internal error" not in capsys.readouterr().err
+
+
+def test_a_taskcreds_error_is_not_an_internal_error(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def expired(*_: object) -> int:
+        raise CredentialsExpiredError("expired \x1b[2J", hint="check the clock")
+
+    env.setattr("taskcreds.cli.policy.run", expired)
+    code, _, err = run(["policy", "--bucket", "app-a"], capsys)
+    assert code == 6
+    assert err == "taskcreds: error: expired \\x1b[2J\n  hint: check the clock\n"
+
+
+def test_log_lines_are_escaped(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def logs(*_: object) -> int:
+        logging.getLogger("taskcreds.fetch").warning(
+            "the agent said %r and %s", "x", "\x1b[2J\nFAKE"
+        )
+        return 0
+
+    env.setattr("taskcreds.cli.policy.run", logs)
+    code, _, err = run(["policy", "--bucket", "app-a"], capsys)
+    assert code == 0
+    assert err == "WARNING taskcreds.fetch: the agent said 'x' and \\x1b[2J\\x0aFAKE\n"

@@ -327,3 +327,62 @@ def test_docs_show_the_real_output(
     code, out, _ = run(["audit", *args], capsys)
     assert code == 0
     assert docs_block(" ".join(["python -m taskcreds audit", *args])) == out
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--since", "0001-01-01T00:00:00+01:00"),
+        ("--until", "9999-12-31T23:59:59-01:00"),
+        ("--since", "9" * 5000 + "w"),
+    ],
+)
+def test_a_time_outside_the_calendar_is_a_usage_error(
+    logs: Path, option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for extra in ([], ["--json"]):
+        code, out, err = run(["audit", str(logs), option, value, *extra], capsys)
+        assert code == 1
+        assert out == ""
+        assert f"taskcreds audit: error: argument {option}: " in err
+        assert "internal error" not in err
+        assert "Traceback" not in err
+
+
+def test_text_output_escapes_what_the_log_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    moment = datetime(2026, 11, 29, 21, tzinfo=UTC)
+    hostile_task = WEB + "\u202e"
+    log = tmp_path / "audit\x1b[2J.log"
+    log.write_text(
+        ok(moment, "172.17.0.3:1", "evil\x1b]0;owned\x07/1.0 x", hostile_task)
+        + 'junk \x1b[31m red \x9b "quoted"\n'
+        + f'{stamp(moment)} 500 172.17.0.\x1b[9:2 "/v2/credentials" "curl/8" -\n'
+    )
+    code, out, err = run(["audit", str(log)], capsys)
+    assert code == 0
+    for char in "\x1b\x07\x9b\u202e":
+        assert char not in out + err
+    assert "sdk       evil\\x1b]0;owned\\x07/1.0 ×1" in out
+    assert f"task {WEB}\\u202e" in out
+    assert 'audit\\x1b[2J.log:2: junk \\x1b[31m red \\x9b "quoted"' in out
+    assert "172.17.0.\\x1b[9" in out  # a client address in the errors table
+    code, out, _ = run(["audit", str(log), "--json"], capsys)
+    document = json.loads(out)
+    assert document["tasks"][0]["task_arn"] == hostile_task  # JSON keeps it, escaped by json
+    assert "\x1b" not in out
+
+
+def test_a_huge_line_is_reported_with_its_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    moment = datetime(2026, 11, 29, 21, tzinfo=UTC)
+    log = tmp_path / "audit.log.1.gz"
+    with gzip.open(log, "wb") as out:
+        out.write(ok(moment, "172.17.0.3:1", BOTO, WEB).encode())
+        out.write(b"a" * (5 * 1024 * 1024) + b"\n")
+    code, out, _ = run(["audit", str(log)], capsys)
+    assert code == 0
+    assert f"  {log}:2: {'a' * 160}…\n    (longer than 64 KiB" in out
+    assert "totals: 1 file, 2 lines, 1 parsed, 1 unparsed" in out

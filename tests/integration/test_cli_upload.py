@@ -504,3 +504,43 @@ def test_python_m_taskcreds_upload_subprocess(
     served.assert_absent(denied.stdout + denied.stderr)
     assert denied.returncode == 7
     assert "s3:PutObject" in denied.stderr
+
+
+# -- escaping ----------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("task_env")
+def test_hostile_file_names_are_escaped(
+    served: _Served,
+    seaweed: SeaweedFS,
+    prefix: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "ok.txt").write_text("fine\n")
+    (site / "bad\x1b[2J.txt").write_text("refused: a control character\n")
+    (site / "evil\u202etxt.exe").write_text("bidi override\n")
+    with open(os.fsencode(site) + b"/raw\xff.txt", "wb") as raw:  # not a UTF-8 name
+        raw.write(b"not UTF-8\n")
+    code, out, err = run([str(site)], capsys, served)
+    for char in "\x1b\u202e\udcff":
+        assert char not in out + err
+    assert code == 8
+    assert f"failed {site}/bad\\x1b[2J.txt: " in out
+    assert "raw\\udcff.txt: " in out
+    assert f"uploaded s3://app-a/{prefix}evil\\u202etxt.exe " in out
+    assert "taskcreds: error: " in err
+    assert keys_in(seaweed, "app-a", prefix) == [f"{prefix}evil\u202etxt.exe", f"{prefix}ok.txt"]
+
+
+def test_a_hostile_missing_path_is_escaped(
+    served: _Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run([str(tmp_path / "gone\x1b]0;owned\x07.csv")], capsys, served)
+    assert code == 1
+    assert out == ""
+    assert err == (
+        f"taskcreds upload: error: {tmp_path}/gone\\x1b]0;owned\\x07.csv: no such file or directory\n"
+    )

@@ -18,10 +18,12 @@ from hypothesis import strategies as st
 
 from taskcreds.audit import (
     FREQUENT_MIN_REQUESTS,
+    MAX_LINE_LENGTH,
     AuditRecord,
     AuditSummary,
     UserAgent,
     find_log_files,
+    format_time,
     is_audit_log_name,
     parse_line,
     parse_time_bound,
@@ -300,6 +302,35 @@ def test_time_bounds(text: str, expected: datetime) -> None:
 def test_bad_time_bounds(text: str) -> None:
     with pytest.raises(ValueError, match=r"RFC 3339|before the year 1"):
         parse_time_bound(text, NOW)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0001-01-01T00:00:00+01:00",  # the year 0 in UTC
+        "9999-12-31T23:59:59-01:00",  # the year 10000 in UTC
+        "0001-01-01T00:59:59+01:00",
+    ],
+)
+def test_times_outside_the_calendar_once_in_utc_are_value_errors(text: str) -> None:
+    with pytest.raises(ValueError, match="outside the years 1 to 9999"):
+        parse_time_bound(text, NOW)
+
+
+def test_a_duration_with_too_many_digits_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="before the year 1") as caught:
+        parse_time_bound("9" * 5000 + "s", NOW)
+    assert len(str(caught.value)) < 200  # the text is cut short in the message
+
+
+def test_the_extreme_bounds_themselves_work_and_compare_as_strings() -> None:
+    since = parse_time_bound("0001-01-01T00:00:00Z", NOW)
+    until = parse_time_bound("0999-01-01T00:00:00Z", NOW)
+    assert format_time(since) == "0001-01-01T00:00:00Z"
+    assert format_time(until) == "0999-01-01T00:00:00Z"  # not "999-...", which sorts after 2026
+    assert format_time(parse_time_bound("9999-12-31T23:59:59Z", NOW)) == "9999-12-31T23:59:59Z"
+    report = summary_of([line(at(0))], since=since, until=until).report()
+    assert (report.parsed, report.in_range) == (1, 0)
 
 
 # -- files ---------------------------------------------------------------------------------------
@@ -632,6 +663,78 @@ def test_memory_stays_flat(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert report.parsed == 60_000
     assert peak < 2_000_000, peak
+
+
+def test_a_huge_line_in_a_small_gzip_is_skipped_in_bounded_memory(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log.1.gz"
+    with gzip.open(log, "wb") as out:  # 50 MiB of 'a' on line 2: about 50 KiB compressed
+        out.write(line(at(0)).encode())
+        chunk = b"a" * (1024 * 1024)
+        for _ in range(50):
+            out.write(chunk)
+        out.write(b"\n")
+        out.write(line(at(1)).encode())
+    assert log.stat().st_size < 1024 * 1024
+    tracemalloc.start()
+    try:
+        report = summarise([log])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 1024 * 1024, peak
+    assert (report.lines, report.parsed, report.unparsed) == (3, 2, 1)
+    (unparsed,) = report.unparsed_examples
+    assert (unparsed.source, unparsed.line_number) == (str(log), 2)
+    assert unparsed.text == "a" * 160 + "…"
+    assert unparsed.reason.startswith("longer than 64 KiB")
+    assert report.tasks[0].requests == 2
+    assert report.file_errors == ()
+
+
+@pytest.mark.parametrize(
+    ("length", "newline", "reason"),
+    [
+        (MAX_LINE_LENGTH - 1, True, None),  # with its newline, exactly the limit: a line
+        (MAX_LINE_LENGTH, True, "longer than"),
+        (MAX_LINE_LENGTH - 1, False, "no newline"),  # the last line, cut off
+        (MAX_LINE_LENGTH, False, "longer than"),
+        (3 * MAX_LINE_LENGTH, True, "longer than"),
+        (3 * MAX_LINE_LENGTH + 7, False, "longer than"),
+    ],
+)
+def test_the_line_length_limit(
+    tmp_path: Path, length: int, newline: bool, reason: str | None
+) -> None:
+    # A valid audit line padded with spaces inside the user agent, to exactly `length`.
+    good = line(at(0))
+    padded = good.replace('" arn:', " " * (length - len(good) + 1) + '" arn:', 1)
+    padded = padded if newline else padded.rstrip("\n")
+    assert len(padded) == length + newline
+    log = tmp_path / "audit.log"
+    log.write_text(line(at(1)) + padded + ("" if not newline else line(at(2))))
+    report = summarise([log])
+    assert report.lines == (3 if newline else 2)
+    if reason is None:
+        assert report.unparsed == 0
+    else:
+        (unparsed,) = report.unparsed_examples
+        assert unparsed.line_number == 2
+        assert unparsed.reason.startswith(reason)
+        assert report.parsed == report.lines - 1
+
+
+def test_add_lines_with_max_length_drops_the_pieces_of_a_long_line() -> None:
+    summary = AuditSummary()
+    pieces = ["a" * 8, "b" * 8, "c" * 3 + "\n", line(at(0)), "d" * 8, "e" * 8]  # as readline(8)
+    summary.add_lines(pieces, "test.log", complete=True, max_length=8)
+    report = summary.report()
+    assert (report.lines, report.parsed, report.unparsed) == (3, 1, 2)
+    assert [(u.line_number, u.text) for u in report.unparsed_examples] == [
+        (1, "a" * 8),
+        (3, "d" * 8),
+    ]
+    # Without max_length the same strings are lines as given.
+    assert summary_of(pieces).report().lines == 6
 
 
 _LINES = st.one_of(

@@ -261,8 +261,8 @@ ECHOED = "tok/SECRET<0123456789>&more"
         # JSON may escape "/" and "<": the raw bytes do not contain the token, the text does.
         b'{"code":"Bad","message":"token tok\\/SECRET\\u003c0123456789\\u003e\\u0026more refused"}',
         b'{"Code":"tok\\/SECRET\\u003c0123456789\\u003e\\u0026more","Message":"x"}',
-        ("<p>no route for tok%2FSECRET%3C0123456789%3E%26more</p>").encode(),
-        ("<p>tok/SECRET&lt;0123456789&gt;&amp;more</p>").encode(),
+        (b"<p>no route for tok%2FSECRET%3C0123456789%3E%26more</p>"),
+        (b"<p>tok/SECRET&lt;0123456789&gt;&amp;more</p>"),
     ],
 )
 def test_secrets_are_redacted_in_the_decoded_text(raw: bytes) -> None:

@@ -435,3 +435,68 @@ def test_docs_show_the_generated_output(capsys: pytest.CaptureFixture[str]) -> N
         ]
         for action in actions:
             assert any(action in row for row in block), (feature, action)
+
+
+# -- a trailing newline is refused in every validated field ----------------------------------------
+
+VALID = {
+    "bucket": "app-a",
+    "prefix": "uploads/",
+    "kms_key_arn": KEY,
+    "account": ACCOUNT,
+    "region": "us-east-1",
+    "cluster": "prod",
+    "role_name": "taskcreds-app",
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "named"),
+    [
+        ("bucket", "bucket"),
+        ("prefix", "prefix"),
+        ("kms_key_arn", "KMS key"),
+        ("account", "account"),
+        ("region", "region"),
+        ("cluster", "cluster"),
+        ("role_name", "role name"),
+    ],
+)
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"])
+def test_a_trailing_newline_is_refused_naming_the_field(
+    field: str, named: str, ending: str
+) -> None:
+    generate(PolicyRequest(**VALID))  # valid as they are
+    with pytest.raises(ConfigError) as info:
+        generate(PolicyRequest(**{**VALID, field: VALID[field] + ending}))
+    assert info.value.message.startswith(f"{named} {VALID[field] + ending!r} ")
+
+
+def test_a_feature_with_a_trailing_newline_is_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown feature"):
+        generate(PolicyRequest("app-a", features=("upload\n",)))
+    # On the command line, names are comma-separated and stripped: "upload, tags\n" is fine.
+    assert parse_features("upload, tags\n") == ("upload", "tags")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "named"),
+    [
+        ("--bucket", "app-a\n", "bucket"),
+        ("--prefix", "uploads/\n", "prefix"),
+        ("--kms-key", KEY + "\n", "KMS key"),
+        ("--account", ACCOUNT + "\n", "account"),
+        ("--region", "us-east-1\n", "region"),
+        ("--cluster", "prod\n", "cluster"),
+        ("--role-name", "taskcreds-app\n", "role name"),
+    ],
+)
+def test_cli_refuses_a_trailing_newline(
+    option: str, value: str, named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["policy", "--bucket", "app-a", option, value]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"taskcreds: error: {named} {value!r} ")  # \n as repr shows it
+    assert len(captured.err.splitlines()) == 2  # the error and its hint
