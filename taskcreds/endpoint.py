@@ -392,7 +392,7 @@ def _parse_full_uri(url: str) -> tuple[str, str]:
     if any(ch.isspace() or ord(ch) < 0x20 or ch == "\\" for ch in url):
         raise ConfigError(
             f"{env.FULL_URI} contains spaces, control characters or backslashes",
-            hint="set it to a plain URL such as http://127.0.0.1:51679/creds",
+            hint="set it to a plain URL such as http://127.0.0.1:51679/v2/credentials/<id>",
         )
     try:
         parts = urlsplit(url)

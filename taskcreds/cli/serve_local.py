@@ -10,6 +10,12 @@ The source is asked for one set before serving, so a misconfiguration (no creden
 denied) ends the command at once with exit code 2. Then the variables go to stdout (text: an
 env-file, comments start with ``#``; ``--json``: one document) and it serves until SIGINT or
 SIGTERM, after which it exits 0.
+
+A web page can rebind its own name to 127.0.0.1 and read this port as same-origin, so the server
+answers only requests whose ``Host`` names it (its address, ``localhost``, or ``--allow-host``
+names) and only paths that carry the credentials ID (or, with ``--pod-identity-token-file``, the
+token). amazon-ecs-local-container-endpoints' ID-less ``/creds`` and ``/role/<name>`` are off
+unless ``--compat-paths`` turns them on.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from taskcreds.local import (
     RotatingSource,
     SessionCredentialsSource,
 )
+from taskcreds.local._answers import normalize_host
 
 EXAMPLE = "python -m taskcreds serve-local --role-arn arn:aws:iam::123456789012:role/AppA"
 
@@ -71,7 +78,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listen.add_argument(
         "--pod-identity-token-file",
         metavar="PATH",
-        help="EKS Pod Identity mode: /v1/credentials wants this file's content as Authorization",
+        help="EKS Pod Identity mode: /v1/credentials (and every other credentials path) wants"
+        " this file's content as Authorization",
+    )
+    listen.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        type=_allowed_host,
+        metavar="NAME",
+        help="also answer requests whose Host is NAME (a name or address, no port), e.g. the"
+        " Compose service name; repeatable. A Host other than the listening address, localhost"
+        " or these names gets 421, so a web page that rebinds its own name to this address"
+        " cannot read the credentials",
+    )
+    listen.add_argument(
+        "--compat-paths",
+        action="store_true",
+        help="also answer amazon-ecs-local-container-endpoints' /creds and /role/<name>. RISK:"
+        " they need no credentials ID, so every process and container that can reach the port"
+        " gets the credentials without knowing it (in Pod Identity mode they still want the"
+        " token). Only for clients that cannot be given the /v2/credentials/<ID> URL",
     )
 
     source = parser.add_argument_group("credentials (default: your own AWS credentials)")
@@ -157,6 +184,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
             # EKS Pod Identity sends AccountId and no RoleArn; the ECS agent the reverse.
             include_role_arn=token_file is None,
             include_account_id=token_file is not None,
+            allowed_hosts=args.allow_host,
+            compat_paths=args.compat_paths,
         )
         with _until_signalled() as stopped:
             _start(server, args.host, args.port)
@@ -305,6 +334,13 @@ def _announce(
             " credentials; clients accept FULL_URI over http only from loopback, unless the host"
             f" is in {environment.ALLOWED_HOSTS} (taskcreds) or similar"
         )
+    if args.compat_paths:
+        output.warn(
+            "--compat-paths: /creds and /role/<name> answer without the credentials ID: every"
+            f" process that can reach port {server.port}"
+            + (" and has the token" if token_file is not None else "")
+            + " gets these credentials"
+        )
     if output.json_mode:
         output.document(
             {
@@ -314,6 +350,8 @@ def _announce(
                 "credentials_id": server.credentials_id,
                 "source": "fake" if args.fake else "assume-role" if args.role_arn else "session",
                 "pod_identity": token_file is not None,
+                "allowed_hosts": list(args.allow_host),
+                "compat_paths": args.compat_paths,
                 "environment": variables,
                 # Only where this server is reachable as 169.254.170.2:80, as the agent is.
                 "task_environment": task_variables,
@@ -362,6 +400,15 @@ def _credentials_id(text: str) -> str:
             "use 1 to 128 letters, digits, '.', '_', '~' or '-' (it goes in the URL path)"
         )
     return text
+
+
+def _allowed_host(text: str) -> str:
+    try:
+        return normalize_host(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a host name or IP address: {text!r} (give the name alone, without a port)"
+        ) from None
 
 
 def _non_negative_int(text: str) -> int:

@@ -3,14 +3,23 @@
 Each error is worded as the server it imitates words it: JSON ``{code, message, HTTPErrorCode}`` on
 the ECS agent's paths, plain text on the Pod Identity and emulator paths, and Go's plain-text
 ``404 page not found`` (with the newline Go's ``http.Error`` adds) for any other path.
+
+Two checks come before any of that, because this server usually hands out a developer's own keys
+on a well-known port. :class:`HostPolicy` refuses (421) a request whose ``Host`` is not a name the
+server answers for, so a web page that rebinds its own name to 127.0.0.1 cannot read the answer as
+same-origin. And every credentials path wants a capability: the credentials ID, or in Pod Identity
+mode the token (the ID-less emulator paths exist only when asked for with ``compat_paths``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hmac
+import ipaddress
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -29,6 +38,7 @@ __all__ = [
     "V1_PATH",
     "V2_PATH",
     "Answers",
+    "HostPolicy",
     "Reply",
     "Route",
     "bytes_reply",
@@ -38,6 +48,8 @@ __all__ = [
     "injected_failure",
     "json_error",
     "method_not_allowed",
+    "misdirected",
+    "normalize_host",
     "text_error",
     "throttled",
     "trickled_body",
@@ -53,6 +65,14 @@ V1_PATH = "/v1/credentials"
 JSON_TYPE = "application/json"
 TEXT_TYPE = "text/plain; charset=utf-8"
 _CHUNK_BYTES = 64 * 1024
+# A DNS name as Host carries it (underscores too: Docker resolves service names that have them).
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}\Z)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+    r"(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*"
+)
+_PORT = re.compile(r"[0-9]{0,5}")  # RFC 9110 allows an empty port after the colon
+# Bound to these, the server is reached through whichever local address the client used.
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104
 
 
 def format_expiration(credentials: Credentials) -> str:
@@ -165,6 +185,11 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
+def misdirected() -> Reply:
+    """The answer to a request for a Host this server does not answer for: nothing worth having."""
+    return text_error(421, "Misdirected Request")
+
+
 def method_not_allowed() -> Reply:
     return bytes_reply(405, TEXT_TYPE, b"", (("Allow", "GET"),))
 
@@ -191,14 +216,105 @@ def huge_body(length: int, stopping: threading.Event) -> Reply:
     return Reply(200, JSON_TYPE, length, filler())
 
 
-def route_of(path: str, *, pod_identity: bool) -> Route:
+def route_of(path: str, *, pod_identity: bool, compat_paths: bool = False) -> Route:
     if path == V2_PATH or path.startswith(V2_PATH + "/"):
         return Route.V2
     if path == V1_PATH:
         return Route.POD_IDENTITY if pod_identity else Route.V1
-    if path == "/creds" or (path.startswith("/role/") and len(path) > len("/role/")):
+    if compat_paths and (
+        path == "/creds" or (path.startswith("/role/") and len(path) > len("/role/"))
+    ):
         return Route.EMULATOR
     return Route.NOT_FOUND
+
+
+def normalize_host(text: str) -> str:
+    """A host name or address as Host headers are compared: a lowercase name or a canonical address.
+
+    IPv6 may be written with or without brackets; an IPv4-mapped IPv6 address becomes the IPv4 one.
+    Raises ValueError for anything else (a port, a wildcard, a URL, an empty string).
+    """
+    host = text.lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if ":" not in host:
+            raise ValueError(f"not an IPv6 address: {text!r}")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if _HOST_NAME.fullmatch(host) is None:
+            raise ValueError(f"not a host name or IP address: {text!r}") from None
+        return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def _host_of_header(value: str) -> str | None:
+    """The normalised host of a ``Host`` header value (port dropped); None when malformed."""
+    value = value.strip(" \t")
+    if value.startswith("["):
+        end = value.find("]")
+        host, rest = value[: end + 1], value[end + 1 :]
+        if end < 0 or ":" not in host:
+            return None
+    else:
+        host, colon, port = value.partition(":")
+        rest = colon + port
+    if rest and (not rest.startswith(":") or _PORT.fullmatch(rest[1:]) is None):
+        return None
+    try:
+        return normalize_host(host)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class HostPolicy:
+    """Which ``Host`` headers the server answers: its address, ``localhost``, opted-in names.
+
+    A web page can rebind its own name to 127.0.0.1; the browser then sends that name as ``Host``
+    and treats the answer as same-origin. Answering only for names the server owns defeats that.
+    An address cannot be rebound as a name can, but only the one the server listens on is
+    accepted; bound to a wildcard (0.0.0.0, ::), so are any loopback address and the local address
+    the connection arrived at. The port is not checked: a published
+    container port (``-p 8080:51679``) changes it, and a rebinding page uses the real one anyway.
+    A request without exactly one ``Host`` is refused: every HTTP/1.1 client sends one.
+    """
+
+    #: Normalised hosts always accepted.
+    hosts: frozenset[str]
+    #: Bound to a wildcard: accept loopback literals and the connection's local address too.
+    wildcard: bool = False
+
+    @classmethod
+    def for_server(cls, bound_host: str, allowed_hosts: Iterable[str] = ()) -> HostPolicy:
+        """The policy of a server bound to ``bound_host`` that also answers for ``allowed_hosts``.
+
+        Raises ValueError for an allowed host that is not a host name or IP address.
+        """
+        hosts = {"localhost", *(normalize_host(name) for name in allowed_hosts)}
+        # bind() accepts more than Host can carry ("" for one): such a name never matches.
+        with contextlib.suppress(ValueError):
+            hosts.add(normalize_host(bound_host))
+        return cls(frozenset(hosts), wildcard=bound_host in _WILDCARD_HOSTS)
+
+    def allows(self, host_headers: list[str], local_address: str) -> bool:
+        if len(host_headers) != 1:
+            return False
+        host = _host_of_header(host_headers[0])
+        if host is None:
+            return False
+        if host in self.hosts:
+            return True
+        if not self.wildcard:
+            return False
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                return True
+            return host == normalize_host(local_address)
+        except ValueError:
+            return False  # a name: only the listed ones
 
 
 def _read_token_file(path: str) -> str:
@@ -216,21 +332,33 @@ class Answers:
     pod_identity_token_file: str | None
     include_role_arn: bool
     include_account_id: bool
+    hosts: HostPolicy
+    #: Answer the emulator's ID-less ``/creds`` and ``/role/<name>`` (off: they are 404).
+    compat_paths: bool = False
 
     def route(self, path: str) -> Route:
-        return route_of(path, pod_identity=self.pod_identity_token_file is not None)
+        return route_of(
+            path,
+            pod_identity=self.pod_identity_token_file is not None,
+            compat_paths=self.compat_paths,
+        )
 
     def refusal(self, route: Route, target: SplitResult, authorization: str | None) -> Reply | None:
-        """The error for a request that may not have credentials; None when it may."""
+        """The error for a request that may not have credentials; None when it may.
+
+        In Pod Identity mode every credentials path wants the token, whatever else it carries:
+        the ID-less emulator paths, and ``/v2/credentials/<id>`` after its ID check.
+        """
         if route is Route.NOT_FOUND:
             return text_error(404, "404 page not found")
+        refusal: Reply | None = None
         if route is Route.V2:
-            return self._check_id(route, target.path[len(V2_PATH) + 1 :])
-        if route is Route.V1:
-            return self._check_id(route, parse_qs(target.query).get("id", [""])[0])
-        if route is Route.POD_IDENTITY:
-            return self._check_token(authorization)
-        return None
+            refusal = self._check_id(route, target.path[len(V2_PATH) + 1 :])
+        elif route is Route.V1:
+            refusal = self._check_id(route, parse_qs(target.query).get("id", [""])[0])
+        if refusal is None and self.pod_identity_token_file is not None:
+            refusal = self._check_token(authorization)
+        return refusal
 
     def credentials_body(self) -> bytes:
         document = credentials_document(
@@ -244,7 +372,7 @@ class Answers:
         prefix = route.error_prefix
         if not credentials_id:
             return json_error(400, "NoIdInRequest", f"{prefix}: No Credential ID in the request")
-        if credentials_id != self.credentials_id:
+        if not hmac.compare_digest(credentials_id.encode(), self.credentials_id.encode()):
             return json_error(400, "InvalidIdInRequest", f"{prefix}: Credentials not found")
         return None
 

@@ -5,7 +5,11 @@ Paths, and who answers them in the real world (shared/CONTRACT.md):
 - ``/v2/credentials/<id>``             the ECS agent (what ``..._RELATIVE_URI`` names)
 - ``/v1/credentials?id=<id>``          the ECS agent's legacy path
 - ``/v1/credentials`` + Authorization  the EKS Pod Identity agent, when a token file is given
-- ``/creds``, ``/role/<name>``         amazon-ecs-local-container-endpoints (the Docker emulator)
+- ``/creds``, ``/role/<name>``         amazon-ecs-local-container-endpoints (the Docker emulator),
+                                       only with ``compat_paths=True``: they carry no capability
+
+Every request must name the server in ``Host`` (its address, ``localhost``, or one of
+``allowed_hosts``), or it gets 421 and nothing else: a DNS-rebinding web page cannot read it.
 
 What to answer is decided in :mod:`taskcreds.local._answers`; this module does the HTTP, the
 faults' timing and the server's lifecycle. Standard library only.
@@ -21,6 +25,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -35,12 +40,14 @@ from taskcreds.local._answers import (
     V1_PATH,
     V2_PATH,
     Answers,
+    HostPolicy,
     Reply,
     Route,
     bytes_reply,
     huge_body,
     injected_failure,
     method_not_allowed,
+    misdirected,
     throttled,
     trickled_body,
 )
@@ -55,6 +62,8 @@ logger = logging.getLogger("taskcreds.local")
 IO_TIMEOUT = 5.0
 # How often serve_forever() looks for a stop request: bounds how long stop() waits for it.
 _STOP_POLL_SECONDS = 0.05
+# Refused Host values are logged as a warning once each, up to this many; then at DEBUG only.
+_WARNED_HOSTS_MAX = 16
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,14 @@ class _Handler(BaseHTTPRequestHandler):
         # Go's server sets its write deadline once the request is read; it covers the handler.
         self._write_deadline = time.monotonic() + IO_TIMEOUT
         agent = self.agent
+        # Before anything else, faults included: a page that rebinds its name to this address
+        # must learn nothing, not even how the server misbehaves.
+        host_headers = self.headers.get_all("Host") or []
+        if not agent._answers.hosts.allows(host_headers, self._local_address()):
+            agent._host_refused(host_headers, self.address_string())
+            self.close_connection = True
+            self._send(misdirected())
+            return
         faults = agent.faults.snapshot()
         target = urlsplit(self.path)
         route = agent._answers.route(target.path)
@@ -131,6 +148,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop()
             return
         self._send(self._answer(route, target, faults))
+
+    def _local_address(self) -> str:
+        try:
+            return str(self.connection.getsockname()[0])
+        except OSError:
+            return ""
 
     def _answer(self, route: Route, target: SplitResult, faults: Faults) -> Reply:
         if self.command != "GET":
@@ -251,8 +274,14 @@ class AgentServer:
     ``with AgentServer(RotatingSource()) as server:`` starts it in a background thread; clients
     use :attr:`full_uri`, or :meth:`environment` for the variables a task would see. Setting
     ``pod_identity_token_file`` makes ``/v1/credentials`` the EKS Pod Identity endpoint, which
-    wants that file's current content as ``Authorization``. :attr:`faults` may be changed while
-    the server runs.
+    wants that file's current content as ``Authorization``; every other credentials path then
+    wants it too. :attr:`faults` may be changed while the server runs.
+
+    Requests must carry a ``Host`` naming the server: ``host`` (any loopback address when it is
+    0.0.0.0 or ::), ``localhost``, or one of ``allowed_hosts`` (names or addresses, no port);
+    others get 421. ``compat_paths=True`` also answers amazon-ecs-local-container-endpoints'
+    ``/creds`` and ``/role/<name>``, which carry no credentials ID: any local process, and any
+    web page allowed through the Host check, gets the credentials from them.
     """
 
     def __init__(
@@ -266,6 +295,8 @@ class AgentServer:
         pod_identity_token_file: str | None = None,
         include_role_arn: bool = True,
         include_account_id: bool = False,
+        allowed_hosts: Iterable[str] = (),
+        compat_paths: bool = False,
     ) -> None:
         self.host = host
         self.faults = faults if faults is not None else Faults()
@@ -276,7 +307,10 @@ class AgentServer:
             pod_identity_token_file=pod_identity_token_file,
             include_role_arn=include_role_arn,
             include_account_id=include_account_id,
+            hosts=HostPolicy.for_server(host, allowed_hosts),  # ValueError for a bad name
+            compat_paths=compat_paths,
         )
+        self._warned_hosts: set[str] = set()
         self._limiter = RateLimiter()
         # Set by stop(): wakes every handler waiting in a latency, hang or trickle fault.
         self._stopping = threading.Event()
@@ -396,6 +430,20 @@ class AgentServer:
         with self._requests_changed:
             self._requests.append(request)
             self._requests_changed.notify_all()
+
+    def _host_refused(self, host_headers: list[str], client: str) -> None:
+        shown = ", ".join(repr(value[:100]) for value in host_headers) or "no Host header"
+        with self._connections_lock:
+            first = shown not in self._warned_hosts and len(self._warned_hosts) < _WARNED_HOSTS_MAX
+            if first:
+                self._warned_hosts.add(shown)
+        logger.log(
+            logging.WARNING if first else logging.DEBUG,
+            "%s: refused a request for Host %s (421): this endpoint answers only for its own"
+            " address and localhost; allow a name with allowed_hosts (serve-local --allow-host)",
+            client,
+            shown,
+        )
 
     def _connection_opened(self, connection: socket.socket) -> None:
         with self._connections_lock:

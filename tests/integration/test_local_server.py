@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import socket
 import time
@@ -27,6 +28,7 @@ from taskcreds.local import (
     StaticSource,
     credentials_document,
 )
+from taskcreds.local._answers import HostPolicy
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/app-a"
 CREDENTIALS = Credentials(
@@ -55,6 +57,13 @@ def server(faults: Faults) -> Iterator[AgentServer]:
 
 
 @pytest.fixture
+def compat_server(faults: Faults) -> Iterator[AgentServer]:
+    """A server that also answers amazon-ecs-local-container-endpoints' ID-less paths."""
+    with AgentServer(StaticSource(CREDENTIALS), faults=faults, compat_paths=True) as running:
+        yield running
+
+
+@pytest.fixture
 def http() -> Iterator[requests.Session]:
     session = requests.Session()
     session.trust_env = False  # no proxy may see these requests
@@ -73,6 +82,25 @@ def get(
 
 def agent_error(code: str, message: str, status: int) -> dict[str, object]:
     return {"code": code, "message": message, "HTTPErrorCode": status}
+
+
+def raw_get(port: int, path: str, headers: list[str]) -> tuple[int, bytes, bytes]:
+    """A hand-written HTTP/1.1 GET to 127.0.0.1, exactly these header lines: status, head, body."""
+    request = f"GET {path} HTTP/1.1\r\n" + "".join(f"{line}\r\n" for line in headers)
+    request += "Connection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(request.encode("latin-1"))
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), head, body
+
+
+def assert_no_credentials(*parts: bytes) -> None:
+    for part in parts:
+        for secret in (CREDENTIALS.access_key_id, CREDENTIALS.secret_access_key, CREDENTIALS.token):
+            assert secret.encode() not in part
 
 
 # --- answers ---------------------------------------------------------------------------------
@@ -100,12 +128,22 @@ def test_addresses(server: AgentServer) -> None:
     assert server.environment() == {"AWS_CONTAINER_CREDENTIALS_FULL_URI": server.full_uri}
 
 
-@pytest.mark.parametrize("path", ["/v1/credentials?id={id}", "/creds", "/role/app-a"])
-def test_legacy_and_emulator_paths_answer_credentials(
-    server: AgentServer, http: requests.Session, path: str
-) -> None:
-    response = get(http, server.base_url + path.format(id=server.credentials_id))
+def test_the_legacy_path_answers_credentials(server: AgentServer, http: requests.Session) -> None:
+    response = get(http, f"{server.base_url}/v1/credentials?id={server.credentials_id}")
 
+    assert response.status_code == 200
+    assert list(json.loads(response.content)) == ECS_FIELDS
+
+
+@pytest.mark.parametrize("path", ["/creds", "/role/app-a"])
+def test_emulator_paths_answer_credentials_only_when_asked_for(
+    server: AgentServer, compat_server: AgentServer, http: requests.Session, path: str
+) -> None:
+    # They carry no capability: by default they are unknown paths, as on the ECS agent.
+    refused = get(http, server.base_url + path)
+    response = get(http, compat_server.base_url + path)
+
+    assert (refused.status_code, refused.content) == (404, b"404 page not found\n")
     assert response.status_code == 200
     assert list(json.loads(response.content)) == ECS_FIELDS
 
@@ -158,8 +196,10 @@ def test_agent_errors_are_json(
 
 
 @pytest.mark.parametrize("path", ["/", "/latest/meta-data/", "/role/", "/v3/credentials/x"])
-def test_unknown_paths_get_go_404(server: AgentServer, http: requests.Session, path: str) -> None:
-    response = get(http, server.base_url + path)
+def test_unknown_paths_get_go_404(
+    compat_server: AgentServer, http: requests.Session, path: str
+) -> None:
+    response = get(http, compat_server.base_url + path)
 
     assert response.status_code == 404
     assert response.headers["Content-Type"] == TEXT
@@ -203,6 +243,139 @@ def test_requests_are_recorded_with_authorization(
     assert (second.path, second.status) == ("/nope", 404)
     server.clear_requests()
     assert server.request_count == 0
+
+
+# --- Host check: a web page that rebinds its name to 127.0.0.1 must get nothing -------------
+
+
+@pytest.mark.parametrize(
+    "host_lines",
+    [
+        ["Host: attacker.example:51679"],
+        ["Host: attacker.example"],
+        ["Host: 127.0.0.1.attacker.example"],
+        ["Host: localhost.attacker.example:51679"],
+        [],  # HTTP/1.1 requires Host: a request without one is refused too
+        ["Host: 127.0.0.1", "Host: attacker.example"],
+        ["Host: 127.0.0.1:port"],
+        ["Host: "],
+    ],
+)
+@pytest.mark.parametrize("path", ["/v2/credentials/{id}", "/v1/credentials?id={id}"])
+def test_a_foreign_host_is_refused_with_nothing_worth_having(
+    server: AgentServer, host_lines: list[str], path: str
+) -> None:
+    # The credentials ID is right: only the Host is wrong.
+    target = path.format(id=server.credentials_id)
+
+    status, head, body = raw_get(server.port, target, host_lines)
+
+    assert status == 421
+    assert body == b"Misdirected Request\n"
+    assert_no_credentials(head, body)
+    assert server.requests[-1].status == 421
+
+
+@pytest.mark.parametrize("path", ["/creds", "/role/app-a"])
+def test_a_foreign_host_is_refused_on_the_emulator_paths_too(
+    compat_server: AgentServer, path: str
+) -> None:
+    status, head, body = raw_get(compat_server.port, path, ["Host: attacker.example:51679"])
+
+    assert (status, body) == (421, b"Misdirected Request\n")
+    assert_no_credentials(head, body)
+
+
+def test_a_foreign_host_is_refused_before_any_fault(server: AgentServer, faults: Faults) -> None:
+    faults.update(fail_first=1, latency=30.0)  # a wait this long would fail the test
+
+    status, _, _ = raw_get(server.port, server.relative_uri, ["Host: attacker.example"])
+
+    assert status == 421
+    assert faults.fail_first == 1
+
+
+def test_a_refused_host_is_logged_once(
+    server: AgentServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="taskcreds.local"):
+        for _ in range(2):
+            raw_get(server.port, server.relative_uri, ["Host: attacker.example:51679"])
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "'attacker.example:51679'" in warnings[0]
+    assert server.credentials_id not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "127.0.0.1:{port}",
+        "127.0.0.1:",
+        "localhost",
+        "LOCALHOST:{port}",
+        "localhost:8080",
+    ],
+)
+def test_own_address_and_localhost_are_answered(server: AgentServer, host: str) -> None:
+    line = "Host: " + host.format(port=server.port)
+
+    status, _, body = raw_get(server.port, server.relative_uri, [line])
+
+    assert status == 200
+    assert parse_credentials(body) == CREDENTIALS
+
+
+def test_allowed_hosts_are_answered(http: requests.Session) -> None:
+    names = ["Credentials", "10.0.0.7", "[fd00::7]"]
+    with AgentServer(StaticSource(CREDENTIALS), allowed_hosts=names) as server:
+        for host in ("credentials:51679", "CREDENTIALS", "10.0.0.7:80", "[fd00::7]:51679"):
+            status, _, _ = raw_get(server.port, server.relative_uri, [f"Host: {host}"])
+            assert status == 200, host
+        status, _, _ = raw_get(server.port, server.relative_uri, ["Host: other:51679"])
+        assert status == 421
+        # What requests sends on its own (Host: 127.0.0.1:PORT) is still answered.
+        assert get(http, server.full_uri).status_code == 200
+
+
+@pytest.mark.parametrize("name", ["credentials:51679", "*.example", "http://x", "", "a b"])
+def test_allowed_hosts_must_be_names_or_addresses(name: str) -> None:
+    with pytest.raises(ValueError, match="not a"):
+        AgentServer(StaticSource(CREDENTIALS), allowed_hosts=[name])
+
+
+@pytest.mark.parametrize(
+    ("bound", "header", "local", "allowed"),
+    [
+        # Bound to one address: that address (IPv6 in brackets), localhost, nothing else.
+        ("127.0.0.1", "127.0.0.1", "127.0.0.1", True),
+        ("127.0.0.1", "127.0.0.2", "127.0.0.1", False),
+        ("127.0.0.1", "[::ffff:127.0.0.1]:80", "127.0.0.1", True),
+        ("::1", "[::1]:51679", "::1", True),
+        ("::1", "[0:0::1]", "::1", True),
+        ("::1", "::1", "::1", False),  # unbracketed IPv6 is not a valid Host
+        ("::1", "[::1", "::1", False),
+        ("169.254.170.2", "169.254.170.2", "169.254.170.2", True),  # what SDKs send on port 80
+        ("169.254.170.2", "169.254.170.2:80", "169.254.170.2", True),
+        ("169.254.170.2", "127.0.0.1", "169.254.170.2", False),
+        ("fd00:ec2::23", "[fd00:ec2::23]", "fd00:ec2::23", True),
+        ("localhost", "localhost", "127.0.0.1", True),
+        # Bound to a wildcard: clients come through loopback or through the address they used.
+        ("0.0.0.0", "127.0.0.1:51679", "127.0.0.1", True),
+        ("0.0.0.0", "0.0.0.0:51679", "127.0.0.1", True),  # what base_url says
+        ("0.0.0.0", "127.0.0.5", "127.0.0.1", True),
+        ("0.0.0.0", "[::1]", "::1", True),
+        ("0.0.0.0", "172.18.0.2:51679", "172.18.0.2", True),
+        ("::", "172.18.0.2", "::ffff:172.18.0.2", True),
+        ("0.0.0.0", "172.18.0.3", "172.18.0.2", False),
+        ("0.0.0.0", "credentials:51679", "172.18.0.2", False),
+        ("0.0.0.0", "attacker.example", "127.0.0.1", False),
+    ],
+)
+def test_host_policy(bound: str, header: str, local: str, allowed: bool) -> None:
+    assert HostPolicy.for_server(bound).allows([header], local) is allowed
 
 
 # --- EKS Pod Identity ------------------------------------------------------------------------
@@ -272,6 +445,49 @@ def test_pod_identity_follows_token_rotation(
     assert get(http, url, headers={"Authorization": "token-two"}).status_code == 200
 
 
+@pytest.fixture
+def compat_pod_server(token_file: Path) -> Iterator[AgentServer]:
+    server = AgentServer(
+        StaticSource(CREDENTIALS),
+        pod_identity_token_file=str(token_file),
+        include_role_arn=False,
+        include_account_id=True,
+        compat_paths=True,
+    )
+    with server:
+        yield server
+
+
+@pytest.mark.parametrize("path", ["/v2/credentials/{id}", "/creds", "/role/app-a"])
+def test_pod_identity_wants_the_token_on_every_credentials_path(
+    compat_pod_server: AgentServer, http: requests.Session, path: str
+) -> None:
+    url = compat_pod_server.base_url + path.format(id=compat_pod_server.credentials_id)
+
+    missing = get(http, url)
+    wrong = get(http, url, headers={"Authorization": "token-two"})
+    right = get(http, url, headers={"Authorization": "token-one"})
+
+    assert (missing.status_code, missing.content) == (
+        400,
+        b"Service account token cannot be empty\n",
+    )
+    assert (wrong.status_code, wrong.content) == (403, b"Service account token is not valid\n")
+    for refused in (missing, wrong):
+        assert_no_credentials(refused.content)
+    assert right.status_code == 200
+    assert list(json.loads(right.content)) == EKS_FIELDS
+
+
+def test_pod_identity_v2_wants_the_id_too(pod_server: AgentServer, http: requests.Session) -> None:
+    response = get(
+        http, pod_server.base_url + "/v2/credentials/wrong", headers={"Authorization": "token-one"}
+    )
+
+    assert response.status_code == 400
+    assert json.loads(response.content)["code"] == "InvalidIdInRequest"
+
+
 # --- faults ----------------------------------------------------------------------------------
 
 
@@ -321,11 +537,11 @@ def test_fail_first_then_succeed(
 
 
 def test_fail_first_on_emulator_path_is_plain_text(
-    server: AgentServer, faults: Faults, http: requests.Session
+    compat_server: AgentServer, faults: Faults, http: requests.Session
 ) -> None:
     faults.fail_first = 1
 
-    response = get(http, server.base_url + "/creds")
+    response = get(http, compat_server.base_url + "/creds")
 
     assert response.status_code == 503
     assert response.headers["Content-Type"] == TEXT

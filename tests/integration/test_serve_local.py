@@ -14,6 +14,7 @@ import logging
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -212,8 +213,9 @@ def test_text_mode_prints_an_env_file(serve: Callable[..., Served]) -> None:
 
 def test_sigterm_stops_it_while_a_client_is_connected(serve: Callable[..., Served]) -> None:
     served = serve("--fake", "--latency", "3")
-    running(served)
-    waiting = threading.Thread(target=_get_quietly, args=(served,))
+    document = running(served)
+    path = f"/v2/credentials/{document['credentials_id']}"
+    waiting = threading.Thread(target=_get_quietly, args=(served, path))
     waiting.start()
     time.sleep(0.2)  # let the request reach the latency fault
     code, seconds = served.stop(signal.SIGTERM)
@@ -223,9 +225,9 @@ def test_sigterm_stops_it_while_a_client_is_connected(serve: Callable[..., Serve
     assert "Traceback" not in served.stderr()
 
 
-def _get_quietly(served: Served) -> None:
+def _get_quietly(served: Served, path: str) -> None:
     with contextlib.suppress(requests.RequestException):
-        served.get("/creds").close()
+        served.get(path).close()
 
 
 # --- fault flags
@@ -266,11 +268,64 @@ def test_throttle_answers_429_over_the_burst(serve: Callable[..., Served]) -> No
 
 def test_latency_delays_answers(serve: Callable[..., Served]) -> None:
     served = serve("--fake", "--latency", "0.3")
-    running(served)
+    document = running(served)
     began = time.monotonic()
-    with closing(served.get("/creds")) as response:
+    with closing(served.get(f"/v2/credentials/{document['credentials_id']}")) as response:
         assert response.status_code == 200
     assert time.monotonic() - began >= 0.3
+
+
+# --- who may ask: the Host check and a capability on every credentials path
+
+
+def raw_get(port: int, path: str, headers: list[str]) -> tuple[int, bytes]:
+    """A hand-written HTTP/1.1 GET to 127.0.0.1 with exactly these header lines: status, response."""
+    request = f"GET {path} HTTP/1.1\r\n" + "".join(f"{line}\r\n" for line in headers)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall((request + "Connection: close\r\n\r\n").encode("latin-1"))
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    response = b"".join(chunks)
+    return int(response.split(b" ", 2)[1]), response
+
+
+def test_a_rebinding_web_page_gets_no_credentials(serve: Callable[..., Served]) -> None:
+    # A page on attacker.example:51679 rebinds its name to 127.0.0.1: its requests reach the port
+    # with the page's own name as Host. Even with the right ID it must get nothing.
+    served = serve("--fake")
+    document = running(served)
+    path = f"/v2/credentials/{document['credentials_id']}"
+    with closing(served.get(path)) as response:
+        secrets = [response.json()[name] for name in ("AccessKeyId", "SecretAccessKey", "Token")]
+    for target, headers in [
+        (path, [f"Host: attacker.example:{served.port}"]),
+        ("/creds", ["Host: attacker.example:51679"]),
+        (path, []),  # no Host at all: refused as well
+    ]:
+        status, answer = raw_get(served.port, target, headers)
+        assert status == 421, (target, headers)
+        assert not [secret for secret in secrets if secret.encode() in answer]
+    assert "refused a request for Host 'attacker.example:51679'" in served.stderr()
+    # With its own Host, the ID-less emulator paths are unknown unless --compat-paths is given.
+    for emulator_path in ("/creds", "/role/AppA"):
+        with closing(served.get(emulator_path)) as response:
+            assert (response.status_code, response.text) == (404, "404 page not found\n")
+    assert (document["allowed_hosts"], document["compat_paths"]) == ([], False)
+    assert served.stop()[0] == 0
+
+
+def test_compat_paths_and_allowed_hosts(serve: Callable[..., Served]) -> None:
+    served = serve("--fake", "--compat-paths", "--allow-host", "Credentials")
+    document = running(served)
+    assert (document["allowed_hosts"], document["compat_paths"]) == (["credentials"], True)
+    status, answer = raw_get(served.port, "/creds", [f"Host: credentials:{served.port}"])
+    assert status == 200
+    assert b'"AccessKeyId":"ASIA' in answer
+    with closing(served.get("/role/AppA")) as response:
+        assert response.status_code == 200
+    assert raw_get(served.port, "/creds", ["Host: attacker.example"])[0] == 421
+    assert "warning: --compat-paths: /creds and /role/<name> answer without" in served.stderr()
 
 
 # --- EKS Pod Identity mode
@@ -297,6 +352,26 @@ def test_pod_identity_mode(serve: Callable[..., Served], tmp_path: Path) -> None
         )
     with closing(served.get("/v1/credentials", headers={"Authorization": "other"})) as response:
         assert response.status_code == 403
+
+
+def test_pod_identity_mode_wants_the_token_on_every_path(
+    serve: Callable[..., Served], tmp_path: Path
+) -> None:
+    token_file = tmp_path / "eks-pod-identity-token"
+    token_file.write_text("pod-token-1\n")
+    served = serve("--fake", "--pod-identity-token-file", str(token_file), "--compat-paths")
+    document = running(served)
+    for path in (f"/v2/credentials/{document['credentials_id']}", "/creds", "/role/AppA"):
+        with closing(served.get(path)) as response:
+            assert (response.status_code, response.text) == (
+                400,
+                "Service account token cannot be empty\n",
+            ), path
+        with closing(served.get(path, headers={"Authorization": "other"})) as response:
+            assert response.status_code == 403, path
+        with closing(served.get(path, headers={"Authorization": "pod-token-1"})) as response:
+            assert response.status_code == 200, path
+            assert response.json()["AccountId"] == "123456789012"
 
 
 # --- start-up failures

@@ -6,6 +6,7 @@ sends a request anywhere (the STS client is stubbed; the credential chain is poi
 
 from __future__ import annotations
 
+import argparse
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from taskcreds.cli import main
+from taskcreds.cli import serve_local as serve_local_command
 from taskcreds.errors import ConfigError
 from taskcreds.local import AssumeRoleSource, CredentialSourceError, SessionCredentialsSource
 
@@ -52,6 +54,28 @@ def test_help_shows_the_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert "serve-local --role-arn arn:aws:iam::123456789012:role/AppA" in out
     for flag in ("--fake", "--fail-first", "--throttle", "--pod-identity-token-file", "--json"):
         assert flag in out
+    assert "--allow-host NAME" in out
+    compat_help = " ".join(out.split("--compat-paths", 2)[2].split())
+    assert compat_help.startswith("also answer amazon-ecs-local-container-endpoints'")
+    assert "RISK: they need no credentials ID" in compat_help
+
+
+def test_allowed_hosts_and_compat_paths_are_parsed() -> None:
+    parser = argparse.ArgumentParser()
+    serve_local_command.add_arguments(parser)
+    defaults = parser.parse_args([])
+    assert (defaults.allow_host, defaults.compat_paths) == ([], False)
+    hosts = ["--allow-host", "Credentials", "--allow-host", "[::1]", "--allow-host", "10.0.0.7"]
+    args = parser.parse_args([*hosts, "--compat-paths"])
+    assert (args.allow_host, args.compat_paths) == (["credentials", "::1", "10.0.0.7"], True)
+
+
+def test_an_allowed_host_passes_to_the_next_check(
+    no_aws: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = serve_local(["--allow-host", "credentials", "--role-arn", "AppA"], capsys)
+    assert code == 2  # parsed: it is the role ARN that is wrong
+    assert "not an IAM role ARN" in err
 
 
 @pytest.mark.parametrize(
@@ -68,6 +92,10 @@ def test_help_shows_the_example(capsys: pytest.CaptureFixture[str]) -> None:
         ["--fake", "--credentials-id", "a/b"],
         ["--fake", "--credentials-id", ""],
         ["--fake", "--burst", "0", "--throttle", "1"],
+        ["--fake", "--allow-host", "credentials:51679"],
+        ["--fake", "--allow-host", "*.example"],
+        ["--fake", "--allow-host", "http://credentials"],
+        ["--fake", "--allow-host", ""],
         ["--fake", "--unknown"],
     ],
 )
