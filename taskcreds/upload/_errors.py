@@ -23,8 +23,10 @@ IAM_ACTIONS = {
     "DeleteObject": "s3:DeleteObject",
 }
 _DENIED = frozenset({"AccessDenied", "AllAccessDisabled", "403", "Forbidden"})
-# 409 ConditionalRequestConflict: another writer's If-None-Match write to the key is in flight.
-_EXISTS = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
+_EXISTS = frozenset({"PreconditionFailed", "412"})
+# 409: another conditional write to the key is in flight. It is retried (see _hooks.NoOverwrite);
+# once the retries run out nothing is known to be stored: it is not "already exists".
+_CONFLICT = "ConditionalRequestConflict"
 _KMS_HINT_WORDS = ("kms", "KMS")
 _PERFORM = re.compile(r"perform: ([a-z0-9-]+:[A-Za-z0-9]+)")
 
@@ -42,6 +44,14 @@ def translate(error: Exception, *, bucket: str, key: str | None) -> UploadError:
             bucket=bucket,
             key=key,
             hint="choose another key, or pass overwrite=True to replace it",
+        )
+    if code == _CONFLICT:
+        return UploadError(
+            f"uploading to {where} failed: another write to it was still in progress after "
+            f"every retry ({code}); whether anything is stored there is not known",
+            bucket=bucket,
+            key=key,
+            hint="try again later; check the object before relying on it",
         )
     if code in _DENIED:
         action = _denied_action(operation, message)

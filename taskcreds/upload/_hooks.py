@@ -1,11 +1,16 @@
 """botocore event hooks: what s3transfer cannot be asked for, added at the request level.
 
 - :class:`NoOverwrite` adds ``If-None-Match: *`` to PutObject and CompleteMultipartUpload
-  (s3transfer's ``upload_file`` does not accept ``IfNoneMatch``, boto3#4366).
+  (s3transfer's ``upload_file`` does not accept ``IfNoneMatch``, boto3#4366); retries a 409
+  ``ConditionalRequestConflict`` (a competing conditional write in flight) with backoff, as AWS
+  says to; and notes when an attempt's outcome is unknown (its answer was lost), so that a 412 on
+  the retry can be checked against the object S3 holds (see :class:`Ledger`).
 - :class:`RefreshOnExpired` forces one credential refresh when S3 says ``ExpiredToken`` or
   ``InvalidAccessKeyId`` and retries that request (the same part of the same upload), once.
 - :class:`Ledger` records the responses s3transfer does not return (ETag, version, checksum) and
-  every multipart upload id, so an upload that failed can be checked for leftovers.
+  every multipart upload id, so an upload that failed can be checked for leftovers; and, for a
+  no-overwrite write refused on a retry after an attempt whose answer was lost, what that write
+  sent (:class:`Unconfirmed`), so the uploader can tell its own object from another writer's.
 """
 
 from __future__ import annotations
@@ -15,13 +20,18 @@ import math
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import tenacity
+
 from taskcreds.errors import TaskCredsError
 from taskcreds.provider import CredentialProvider
+from taskcreds.upload._checksums import body_checksum
 
-__all__ = ["Ledger", "NoOverwrite", "RefreshOnExpired"]
+__all__ = ["Ledger", "NoOverwrite", "RefreshOnExpired", "Unconfirmed"]
 
 logger = logging.getLogger("taskcreds")
 
@@ -29,18 +39,125 @@ _EXPIRED_CODES = frozenset({"ExpiredToken", "InvalidAccessKeyId", "TokenRefreshR
 _CONTEXT_KEY = "taskcreds_key"
 _CONTEXT_REFRESHED = "taskcreds_refreshed"
 _CONTEXT_UPLOAD_ID = "taskcreds_upload_id"
+_CONTEXT_PARTS = "taskcreds_parts"
+#: (algorithm, base64 value) of the checksum a no-overwrite PutObject sends.
+_CONTEXT_CHECKSUM = "taskcreds_checksum"
+#: Set when an attempt of this request may have been stored although its answer never came.
+_CONTEXT_UNKNOWN_OUTCOME = "taskcreds_unknown_outcome"
+_CONTEXT_CONFLICTS = "taskcreds_conflicts"
+
+_WRITES = ("PutObject", "CompleteMultipartUpload")
+_PRECONDITION_FAILED = frozenset({"PreconditionFailed", "412"})
+_CONFLICT = "ConditionalRequestConflict"
+#: Answers that say S3 refused the request before storing anything.
+_NOT_STORED_CODES = frozenset({"SlowDown", "ServiceUnavailable", _CONFLICT})
+
+#: 409 ConditionalRequestConflict: attempts per request (the first included), and the backoff.
+CONFLICT_ATTEMPTS = 5
+CONFLICT_BACKOFF_BASE = 0.2
+CONFLICT_BACKOFF_CAP = 5.0
+
+
+def _error_code(response: Any) -> str | None:
+    if response is None or not isinstance(response[1], dict):
+        return None
+    code = response[1].get("Error", {}).get("Code")
+    return str(code) if code is not None else None
+
+
+def _status(response: Any) -> int:
+    return int(getattr(response[0], "status_code", 0) or 0)
 
 
 class NoOverwrite:
-    """Makes a client's writes fail with 412 instead of replacing an existing object."""
+    """Makes a client's writes fail with 412 instead of replacing an existing object.
+
+    - 409 ``ConditionalRequestConflict`` (another conditional write to the key is in flight) is
+      retried, the same request re-signed, up to ``attempts`` attempts with tenacity's
+      randomised exponential backoff; ``sleep`` is injectable. After the last one the 409 is
+      raised: nothing is known to be stored, so it is not reported as "already exists".
+    - A PutObject's checksum is computed before it is sent and sent in a header (so the value
+      is known, whether botocore would have put it in a header or a trailer).
+    - An attempt that ended without an answer, or with a 5xx that may follow a stored write, is
+      marked in the request context: a 412 on a later attempt may be for this very write.
+    """
+
+    def __init__(
+        self,
+        *,
+        attempts: int = CONFLICT_ATTEMPTS,
+        sleep: Callable[[float], None] = time.sleep,
+        wait: tenacity.wait.wait_base | None = None,
+    ) -> None:
+        self._retrying = tenacity.Retrying(
+            wait=wait
+            or tenacity.wait_random_exponential(
+                multiplier=CONFLICT_BACKOFF_BASE, max=CONFLICT_BACKOFF_CAP
+            ),
+            stop=tenacity.stop_after_attempt(attempts),
+            sleep=sleep,
+        )
 
     def register(self, events: Any) -> None:
-        for operation in ("PutObject", "CompleteMultipartUpload"):
+        for operation in _WRITES:
             events.register(f"before-parameter-build.s3.{operation}", self._add_condition)
+            events.register_first(f"needs-retry.s3.{operation}", self._needs_retry)
+        events.register("before-call.s3.PutObject", self._pin_checksum)
 
     @staticmethod
     def _add_condition(params: dict[str, Any], **kwargs: Any) -> None:
         params["IfNoneMatch"] = "*"
+
+    @staticmethod
+    def _pin_checksum(params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
+        algorithm = context.get("checksum", {}).get("request_algorithm")
+        if not isinstance(algorithm, dict):
+            return
+        name = str(algorithm["name"])
+        upper = str(algorithm["algorithm"]).upper()
+        headers = params.setdefault("headers", {})
+        value = headers.get(name)
+        if value is None:
+            try:
+                value = body_checksum(params.get("body"), upper)
+            except KeyError:  # an algorithm this module does not know: botocore's own way
+                return
+            if value is None:
+                return
+            # botocore sends a header that is already set as it is (no trailer, no recompute).
+            headers[name] = value
+        context[_CONTEXT_CHECKSUM] = (upper, str(value))
+
+    def _needs_retry(
+        self,
+        response: Any = None,
+        caught_exception: BaseException | None = None,
+        request_dict: Any = None,
+        **kwargs: Any,
+    ) -> float | None:
+        if request_dict is None:
+            return None
+        context = request_dict.setdefault("context", {})
+        code = _error_code(response)
+        if caught_exception is not None or (
+            response is not None and _status(response) >= 500 and code not in _NOT_STORED_CODES
+        ):
+            context[_CONTEXT_UNKNOWN_OUTCOME] = True  # botocore's retry decides; we only note
+            return None
+        if code != _CONFLICT:
+            return None
+        state = tenacity.RetryCallState(self._retrying, None, (), {})
+        state.attempt_number = context[_CONTEXT_CONFLICTS] = context.get(_CONTEXT_CONFLICTS, 0) + 1
+        if self._retrying.stop(state):
+            return None
+        delay = float(self._retrying.wait(state))
+        logger.info(
+            "S3 said %s (a competing write to the key is in flight); retrying in %.2f s",
+            code,
+            delay,
+        )
+        self._retrying.sleep(delay)
+        return 0.0  # slept already (the sleep is injectable): retry now, signed again
 
 
 class RefreshOnExpired:
@@ -88,6 +205,18 @@ class RefreshOnExpired:
         return 0.0  # retry now: the request is signed again with the new set
 
 
+@dataclass(frozen=True)
+class Unconfirmed:
+    """A no-overwrite write refused (412, or NoSuchUpload for a completion) on a retry after an
+    attempt whose outcome is unknown: the object S3 holds may be this write's own."""
+
+    operation: str
+    #: PutObject: (algorithm, base64 checksum) that was sent.
+    checksum: tuple[str, str] | None = None
+    #: CompleteMultipartUpload: the parts listed (PartNumber, ETag, Checksum<ALG>).
+    parts: tuple[dict[str, Any], ...] = ()
+
+
 class Ledger:
     """Responses and multipart upload ids, per key, for one client."""
 
@@ -96,6 +225,7 @@ class Ledger:
         self._responses: dict[str, dict[str, Any]] = {}
         self._open_uploads: defaultdict[str, set[str]] = defaultdict(set)
         self._multipart_keys: set[str] = set()
+        self._unconfirmed: dict[str, Unconfirmed] = {}
 
     def register(self, events: Any) -> None:
         events.register("before-parameter-build.s3", self._remember_key)
@@ -103,6 +233,11 @@ class Ledger:
             events.register(f"after-call.s3.{operation}", self._record_response)
         events.register("after-call.s3.CreateMultipartUpload", self._record_started)
         events.register("after-call.s3.AbortMultipartUpload", self._record_aborted)
+
+    def take_unconfirmed(self, key: str) -> Unconfirmed | None:
+        """What was sent by a write to ``key`` refused after an attempt with a lost answer."""
+        with self._lock:
+            return self._unconfirmed.pop(key, None)
 
     def take_response(self, key: str) -> dict[str, Any]:
         with self._lock:
@@ -122,22 +257,46 @@ class Ledger:
             self._open_uploads.pop(key, None)
             self._multipart_keys.discard(key)
             self._responses.pop(key, None)
+            self._unconfirmed.pop(key, None)
 
     @staticmethod
     def _remember_key(params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
         context[_CONTEXT_KEY] = params.get("Key")
         context[_CONTEXT_UPLOAD_ID] = params.get("UploadId")
+        parts = (params.get("MultipartUpload") or {}).get("Parts")
+        if parts:
+            context[_CONTEXT_PARTS] = tuple(dict(part) for part in parts)
 
     def _record_response(
         self, parsed: dict[str, Any], context: dict[str, Any], model: Any = None, **kwargs: Any
     ) -> None:
         key = context.get(_CONTEXT_KEY)
-        if key is None or "Error" in parsed:
+        if key is None:
+            return
+        if "Error" in parsed:
+            self._record_refusal(key, parsed, context, str(getattr(model, "name", "")))
             return
         with self._lock:
             self._responses[key] = parsed
             if getattr(model, "name", "") == "CompleteMultipartUpload":
                 self._open_uploads[key].discard(context.get(_CONTEXT_UPLOAD_ID) or "")
+
+    def _record_refusal(
+        self, key: str, parsed: dict[str, Any], context: dict[str, Any], operation: str
+    ) -> None:
+        if not context.get(_CONTEXT_UNKNOWN_OUTCOME):
+            return
+        code = str(parsed["Error"].get("Code", ""))
+        completed_already = operation == "CompleteMultipartUpload" and code == "NoSuchUpload"
+        if code not in _PRECONDITION_FAILED and not completed_already:
+            return
+        unconfirmed = Unconfirmed(
+            operation=operation,
+            checksum=context.get(_CONTEXT_CHECKSUM),
+            parts=context.get(_CONTEXT_PARTS, ()),
+        )
+        with self._lock:
+            self._unconfirmed[key] = unconfirmed
 
     def _record_started(
         self, parsed: dict[str, Any], context: dict[str, Any], **kwargs: Any

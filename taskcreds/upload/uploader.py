@@ -5,19 +5,28 @@ standard retry mode handles 503 SlowDown and 5xx. What this module adds is the b
 bucket and prefix, typed errors naming the refused IAM action, ``If-None-Match`` writes, a refresh
 and retry when S3 calls the credentials expired, and a guarantee that a failed upload leaves no
 incomplete multipart upload behind (or logs its id when S3 refuses to abort it).
+
+No-overwrite writes are retried on 409 ``ConditionalRequestConflict``; a 412 on a retry after an
+attempt whose answer was lost is checked against the object S3 holds (its checksum), so the
+uploader's own object is not reported as someone else's. ``upload_dir`` opens every file relative
+to directory descriptors, never following a symlink swapped in after the listing.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import io
 import logging
 import mimetypes
 import os
+import stat
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -31,8 +40,9 @@ from taskcreds._awserror import error_code_and_message
 from taskcreds.errors import ConfigError, TaskCredsError, UploadError
 from taskcreds.provider import CredentialProvider
 from taskcreds.upload import keys
+from taskcreds.upload._checksums import composite_checksum, multipart_etag
 from taskcreds.upload._errors import translate
-from taskcreds.upload._hooks import Ledger, NoOverwrite, RefreshOnExpired
+from taskcreds.upload._hooks import Ledger, NoOverwrite, RefreshOnExpired, Unconfirmed
 from taskcreds.upload.results import DirectoryResult, FailedFile, IncompleteUpload, UploadResult
 
 if TYPE_CHECKING:
@@ -111,6 +121,9 @@ class Uploader:
         self._max_attempts = max_attempts
         self._retry_mode = retry_mode
         self._ledger = Ledger()
+        #: How the uploader waits before retrying a 409 ConditionalRequestConflict (tests
+        #: replace it).
+        self._sleep: Callable[[float], None] = time.sleep
         self._lock = threading.Lock()
         self._key_locks = tuple(threading.Lock() for _ in range(256))
         self._clients: dict[bool, Any] = {}
@@ -169,14 +182,15 @@ class Uploader:
         if not root.is_dir():
             raise UploadError(f"{root} is not a directory", bucket=self.bucket)
         result = DirectoryResult(dry_run=dry_run)
-        planned = list(self._plan_directory(root, tuple(include), tuple(exclude), result))
-        digests = self._unchanged_check(planned, result) if skip_unchanged else {}
-        settled = {*result.skipped, *(failed.key for failed in result.failed)}
-        todo = [item for item in planned if item[1] not in settled]
-        if dry_run:
-            result.planned.extend(key for _, key in todo)
-            return result
-        self._upload_many(todo, digests, options, result)
+        with _Tree(root) as tree:
+            planned = list(self._plan_directory(tree, tuple(include), tuple(exclude), result))
+            digests = self._unchanged_check(tree, planned, result) if skip_unchanged else {}
+            settled = {*result.skipped, *(failed.key for failed in result.failed)}
+            todo = [item for item in planned if item.key not in settled]
+            if dry_run:
+                result.planned.extend(item.key for item in todo)
+                return result
+            self._upload_many(tree, todo, digests, options, result)
         return result
 
     def list_incomplete(self, older_than: timedelta = timedelta(0)) -> list[IncompleteUpload]:
@@ -278,12 +292,24 @@ class Uploader:
                     source, self.bucket, key, extra_args, [counter]
                 ).result()
                 response = self._ledger.take_response(key)
-        except BaseException as exc:
-            self._clean_up_after_failure(key)
+        except Exception as exc:
+            own = None
+            try:
+                if not overwrite:
+                    own = self._own_write_after_lost_answer(exc, key, size, extra_args)
+            finally:
+                if own is None:
+                    self._clean_up_after_failure(key)
+            if own is not None:
+                self._ledger.forget(key)
+                if size is not None and size < self._multipart_threshold:
+                    counter.add(size)  # sent in one request: the progress callback gets it now
+                return own
             if isinstance(exc, TaskCredsError):
                 raise
-            if isinstance(exc, Exception):
-                raise self._translated(exc, key) from exc
+            raise self._translated(exc, key) from exc
+        except BaseException:
+            self._clean_up_after_failure(key)
             raise
         multipart = self._ledger.was_multipart(key)
         self._ledger.forget(key)
@@ -294,6 +320,62 @@ class Uploader:
             size=size if size is not None else counter.total,
             etag=response.get("ETag"),
             version_id=response.get("VersionId"),
+            checksum_algorithm=algorithm if checksum else None,
+            checksum=checksum,
+            multipart=multipart,
+        )
+
+    def _own_write_after_lost_answer(
+        self, error: Exception, key: str, size: int | None, extra_args: dict[str, Any]
+    ) -> UploadResult | None:
+        """The result of a no-overwrite write that S3 refused on a retry because an earlier
+        attempt, whose answer was lost, had stored it; None when the object is someone else's.
+
+        Only a 412 (or NoSuchUpload for a completion) that follows an attempt with no answer is
+        checked: S3 holds this write's bytes when its checksum (and size, and the SHA-256
+        ``upload_dir`` stores) is what this write sent.
+        """
+        unconfirmed = self._ledger.take_unconfirmed(key)
+        code = error_code_and_message(error)[0]
+        if unconfirmed is None or code not in ("PreconditionFailed", "412", "NoSuchUpload"):
+            return None
+        algorithm = str(extra_args["ChecksumAlgorithm"])
+        try:
+            head: dict[str, Any] = self._client(overwrite=True).head_object(
+                Bucket=self.bucket, Key=key, ChecksumMode="ENABLED"
+            )
+        except _AWS_ERRORS as exc:
+            if error_code_and_message(exc)[0] in ("404", "NoSuchKey", "NotFound"):
+                return None
+            reason = self._translated(exc, key)
+            raise UploadError(
+                f"s3://{self.bucket}/{key} exists and may be this upload's own: the answer to an "
+                f"earlier attempt was lost, and checking the object failed ({reason})",
+                bucket=self.bucket,
+                key=key,
+                hint="look at the object (its checksum or x-amz-meta-taskcreds-sha256) before "
+                "uploading again; reading it back needs s3:GetObject",
+            ) from error
+        if not _holds_this_write(head, unconfirmed, algorithm, size, extra_args):
+            return None
+        multipart = unconfirmed.operation == "CompleteMultipartUpload"
+        checksum = head.get(f"Checksum{algorithm}")
+        logger.info(
+            "the answer to %s of s3://%s/%s was lost and the retry was refused (%s); the object "
+            "holds this upload's own bytes (%s %s), so it was uploaded",
+            unconfirmed.operation,
+            self.bucket,
+            key,
+            code,
+            algorithm,
+            checksum,
+        )
+        return UploadResult(
+            bucket=self.bucket,
+            key=key,
+            size=int(head.get("ContentLength", size or 0)),
+            etag=head.get("ETag"),
+            version_id=head.get("VersionId"),
             checksum_algorithm=algorithm if checksum else None,
             checksum=checksum,
             multipart=multipart,
@@ -365,14 +447,15 @@ class Uploader:
 
     def _plan_directory(
         self,
-        root: Path,
+        tree: _Tree,
         include: tuple[str, ...],
         exclude: tuple[str, ...],
         result: DirectoryResult,
-    ) -> Iterator[tuple[Path, str]]:
-        for path in sorted(_files_under(root)):
+    ) -> Iterator[_Listed]:
+        for parts, listed in tree.entries():
+            path = Path(tree.root, *parts)
             try:
-                relative = keys.relative_key_for_path(root, path)
+                relative = keys.relative_key_for_path(tree.root, path)
             except TaskCredsError as exc:
                 result.failed.append(FailedFile(str(path), None, str(exc), type(exc).__name__))
                 continue
@@ -381,22 +464,61 @@ class Uploader:
             if any(fnmatch.fnmatchcase(relative, p) for p in exclude):
                 continue
             try:
-                yield path, self.key_for(relative)
+                key = self.key_for(relative)
             except TaskCredsError as exc:
                 result.failed.append(FailedFile(str(path), None, str(exc), type(exc).__name__))
+                continue
+            if listed is not None:
+                yield _Listed(path, key, parts, (listed.st_dev, listed.st_ino))
+                continue
+            # A symlink: it is uploaded (under its own name) if it leads to a regular file in
+            # the tree. Its target's place in the tree is opened from now on, never the link.
+            target = tree.target_of(parts)
+            if target is None:
+                continue  # dangling, or a directory: not a file to upload
+            yield _Listed(path, key, *target)
+
+    def _open_listed(self, tree: _Tree, item: _Listed) -> int:
+        """A descriptor of the very file that was listed, opened relative to directory
+        descriptors without following any symlink; a file or directory swapped since the
+        listing (a symlink to elsewhere, another file) fails this file, with UploadError."""
+        try:
+            fd = tree.open(item.parts)
+        except _SymlinkOnTheWay as swapped:
+            raise UploadError(
+                f"{item.path} changed since it was listed: {swapped.where} is now a symbolic "
+                "link (or no longer a directory); it was not uploaded",
+                bucket=self.bucket,
+                key=item.key,
+                hint="do not change the directory while it is being uploaded",
+            ) from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or (info.st_dev, info.st_ino) != item.identity:
+                raise UploadError(
+                    f"{item.path} changed since it was listed: it is no longer the same file "
+                    "(replaced or swapped); it was not uploaded",
+                    bucket=self.bucket,
+                    key=item.key,
+                    hint="do not change the directory while it is being uploaded",
+                )
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def _unchanged_check(
-        self, planned: list[tuple[Path, str]], result: DirectoryResult
+        self, tree: _Tree, planned: list[_Listed], result: DirectoryResult
     ) -> dict[str, str]:
         """SHA-256 of each file; keys whose object already holds those bytes go to skipped."""
 
-        def check(item: tuple[Path, str]) -> tuple[str, str | FailedFile, bool]:
-            path, key = item
+        def check(item: _Listed) -> tuple[str, str | FailedFile, bool]:
             try:
-                digest = _sha256(path)
-            except OSError as exc:  # vanished or unreadable: this file fails, the rest go on
-                return key, FailedFile(str(path), key, str(exc), type(exc).__name__), False
-            return key, digest, self._remote_digest(key) == digest
+                with os.fdopen(self._open_listed(tree, item), "rb") as handle:
+                    digest = _sha256(handle)
+            except (OSError, UploadError) as exc:  # vanished, unreadable or swapped: it alone
+                return item.key, _failed(item, exc), False
+            return item.key, digest, self._remote_digest(item.key) == digest
 
         digests = {}
         with ThreadPoolExecutor(self._max_concurrency) as pool:
@@ -419,22 +541,30 @@ class Uploader:
 
     def _upload_many(
         self,
-        todo: list[tuple[Path, str]],
+        tree: _Tree,
+        todo: list[_Listed],
         digests: Mapping[str, str],
         options: dict[str, Any],
         result: DirectoryResult,
     ) -> None:
-        def one(item: tuple[Path, str]) -> UploadResult | FailedFile:
-            path, key = item
+        def one(item: _Listed) -> UploadResult | FailedFile:
             per_file = dict(options)
-            per_file.setdefault("content_type", _guess_type(path.name))
+            per_file.setdefault("content_type", _guess_type(item.path.name))
             try:
-                metadata = dict(per_file.get("metadata") or {})
-                metadata[SHA256_METADATA] = digests.get(key) or _sha256(path)
-                per_file["metadata"] = metadata
-                return self._transfer(str(path), key, path.stat().st_size, per_file)
+                # The bytes come from the descriptor checked against the listing, never from
+                # the name (which may be a symlink by now).
+                with os.fdopen(self._open_listed(tree, item), "rb") as handle:
+                    metadata = dict(per_file.get("metadata") or {})
+                    digest = digests.get(item.key)
+                    if digest is None:
+                        digest = _sha256(handle)
+                        handle.seek(0)
+                    metadata[SHA256_METADATA] = digest
+                    per_file["metadata"] = metadata
+                    size = os.fstat(handle.fileno()).st_size
+                    return self._transfer(handle, item.key, size, per_file)
             except (TaskCredsError, OSError) as exc:
-                return FailedFile(str(path), key, str(exc), type(exc).__name__)
+                return _failed(item, exc)
 
         # Files are uploaded a few at a time; each one's parts share the transfer manager's pool.
         with ThreadPoolExecutor(self._max_concurrency) as pool:
@@ -496,7 +626,11 @@ class Uploader:
         if self._provider is not None or self._session is None:
             RefreshOnExpired(self._provider_or_default()).register(client.meta.events)
         if not overwrite:
-            NoOverwrite().register(client.meta.events)
+
+            def sleep(seconds: float) -> None:
+                self._sleep(seconds)  # looked up at each call: tests replace it
+
+            NoOverwrite(sleep=sleep).register(client.meta.events)
         return client
 
     def _boto_session(self) -> Any:
@@ -562,17 +696,182 @@ def _guess_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-def _sha256(path: Path) -> str:
+def _sha256(handle: IO[bytes]) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(MiB), b""):
-            digest.update(block)
+    for block in iter(lambda: handle.read(MiB), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 
-def _files_under(root: Path) -> Iterator[Path]:
-    for directory, _, names in os.walk(root, followlinks=False):
-        for name in names:
-            path = Path(directory, name)
-            if path.is_file():
-                yield path
+def _failed(item: _Listed, error: Exception) -> FailedFile:
+    return FailedFile(str(item.path), item.key, str(error), type(error).__name__)
+
+
+def _holds_this_write(
+    head: Mapping[str, Any],
+    sent: Unconfirmed,
+    algorithm: str,
+    size: int | None,
+    extra_args: Mapping[str, Any],
+) -> bool:
+    """Whether the object S3 describes (HEAD) is the one this write sent."""
+    if size is not None and head.get("ContentLength") != size:
+        return False
+    wanted_sha = (extra_args.get("Metadata") or {}).get(SHA256_METADATA)
+    if wanted_sha is not None and head.get("Metadata", {}).get(SHA256_METADATA) != wanted_sha:
+        return False
+    if sent.checksum is not None:
+        sent_algorithm, value = sent.checksum
+        stored = head.get(f"Checksum{sent_algorithm}")
+        if stored is not None:
+            return bool(stored == value)
+    elif sent.parts:
+        parts = sorted(sent.parts, key=lambda part: int(part.get("PartNumber", 0)))
+        stored = head.get(f"Checksum{algorithm}")
+        sums = [part.get(f"Checksum{algorithm}") for part in parts]
+        if stored is not None and str(stored).endswith(f"-{len(parts)}") and all(sums):
+            return bool(stored == composite_checksum([str(s) for s in sums], algorithm))
+        etags = [part.get("ETag") for part in parts]
+        if str(head.get("ETag", "")).strip('"').endswith(f"-{len(parts)}") and all(etags):
+            return bool(head["ETag"] == multipart_etag([str(e) for e in etags]))
+    # No checksum to compare: only the SHA-256 upload_dir stores can say it is this write.
+    return wanted_sha is not None
+
+
+# -- directories, opened by descriptor -------------------------------------------------------------
+
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+#: What opening a symlink with O_NOFOLLOW gives (ELOOP; EMLINK on FreeBSD), or a path component
+#: that is no longer a directory (ENOTDIR).
+_SWAPPED_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK, errno.ENOTDIR})
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """A file ``upload_dir`` listed: where it is shown, its key, and what was found."""
+
+    #: The path as listed (under the root, as the caller named it).
+    path: Path
+    key: str
+    #: Where its bytes are, relative to the root (for a symlink: its target's place).
+    parts: tuple[str, ...]
+    #: (st_dev, st_ino) of the file listed.
+    identity: tuple[int, int]
+
+
+class _SymlinkOnTheWay(Exception):
+    def __init__(self, where: str) -> None:
+        super().__init__(where)
+        self.where = where
+
+
+class _Tree:
+    """A directory opened once; its files are listed and opened relative to descriptors.
+
+    Every sub-directory is opened with ``O_DIRECTORY | O_NOFOLLOW`` relative to its parent's
+    descriptor and every file with ``O_NOFOLLOW``, so nothing swapped into the tree after it was
+    listed (a symlink to ``/etc``, to a secret) is ever followed. The root itself may be reached
+    through a symlink: the caller named it.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            self._real = Path(os.path.realpath(f"/proc/self/fd/{self.fd}"))
+            if not self._real.is_absolute() or not self._real.is_dir():
+                self._real = root.resolve()
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __enter__(self) -> _Tree:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        os.close(self.fd)
+
+    def entries(self) -> Iterator[tuple[tuple[str, ...], os.stat_result | None]]:
+        """(parts, lstat) of each regular file, (parts, None) of each symlink, sorted by path;
+        symlinked directories are not entered."""
+        found: list[tuple[tuple[str, ...], os.stat_result | None]] = []
+        self._scan(self.fd, (), found)
+        found.sort(key=lambda entry: entry[0])
+        return iter(found)
+
+    def _scan(
+        self,
+        dir_fd: int,
+        parts: tuple[str, ...],
+        found: list[tuple[tuple[str, ...], os.stat_result | None]],
+    ) -> None:
+        try:
+            with os.scandir(dir_fd) as listing:
+                entries = list(listing)
+        except OSError:
+            return  # unreadable: skipped, as os.walk does
+        for entry in entries:
+            here = (*parts, entry.name)
+            try:
+                if entry.is_symlink():
+                    found.append((here, None))
+                elif entry.is_dir(follow_symlinks=False):
+                    try:
+                        sub = os.open(entry.name, _DIRECTORY_FLAGS, dir_fd=dir_fd)
+                    except OSError:
+                        continue  # gone, or swapped for a symlink since it was read: not entered
+                    try:
+                        self._scan(sub, here, found)
+                    finally:
+                        os.close(sub)
+                elif entry.is_file(follow_symlinks=False):
+                    found.append((here, entry.stat(follow_symlinks=False)))
+            except OSError:
+                continue  # vanished while listed
+
+    def target_of(self, parts: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[int, int]] | None:
+        """Where the symlink at ``parts`` leads inside the tree, and that file's identity; None
+        if it leads to nothing, to something not a regular file, or out of the tree."""
+        real = Path(os.path.realpath(Path(self._real, *parts)))
+        try:
+            target = real.relative_to(self._real).parts
+        except ValueError:
+            return None
+        if not target:
+            return None
+        try:
+            fd = self.open(target)
+        except (OSError, _SymlinkOnTheWay):
+            return None
+        try:
+            info = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        return target, (info.st_dev, info.st_ino)
+
+    def open(self, parts: tuple[str, ...]) -> int:
+        """A read-only descriptor of ``parts`` under the root, following no symlink on the way;
+        raises :class:`_SymlinkOnTheWay` (naming the component) when one is met."""
+        opened: list[int] = []
+        dir_fd = self.fd
+        try:
+            for depth, name in enumerate(parts):
+                last = depth == len(parts) - 1
+                try:
+                    fd = os.open(name, _FILE_FLAGS if last else _DIRECTORY_FLAGS, dir_fd=dir_fd)
+                except OSError as exc:
+                    if exc.errno in _SWAPPED_ERRNOS:
+                        raise _SymlinkOnTheWay(str(Path(self.root, *parts[: depth + 1]))) from None
+                    raise
+                if last:
+                    os.set_blocking(fd, True)
+                    return fd
+                opened.append(fd)
+                dir_fd = fd
+            raise FileNotFoundError(errno.ENOENT, "no file named", str(self.root))
+        finally:
+            for fd in opened:
+                os.close(fd)

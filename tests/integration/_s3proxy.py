@@ -15,10 +15,19 @@ A fault answers (or cuts) the request at the proxy; it never reaches the upstrea
 
 - :data:`INTERNAL_ERROR`: 500 ``InternalError`` XML
 - :data:`SLOW_DOWN`: 503 ``SlowDown`` XML
+- :data:`CONFLICT`: 409 ``ConditionalRequestConflict`` XML (a competing conditional write is in
+  flight, as S3 answers an ``If-None-Match`` write)
 - :data:`RESET`: read part of the request body, then close the socket with ``SO_LINGER`` 0 (RST)
 
+except one, which lets the request reach the upstream:
+
+- :data:`DROP_RESPONSE`: forward the request (so S3 stores what it was sent), read the upstream's
+  whole answer, then close the client's connection without answering: a lost response.
+
 Every request is recorded (:attr:`S3Proxy.requests`): its operation, the access key that signed
-it, the status answered and the fault, if any. Standard library only.
+it, the status answered (for :data:`DROP_RESPONSE`, the upstream's) and the fault, if any. A
+request is recorded *before* the client gets anything back (as soon as its status is known), so
+once a client call has returned, every request it made is in the record. Standard library only.
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ from typing import Any, Literal, Protocol, cast
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
+    "CONFLICT",
+    "DROP_RESPONSE",
     "INTERNAL_ERROR",
     "RESET",
     "SLOW_DOWN",
@@ -50,10 +61,12 @@ __all__ = [
     "operation_of",
 ]
 
-Action = Literal["500", "503", "reset"]
+Action = Literal["500", "503", "409", "reset", "drop-response"]
 INTERNAL_ERROR: Action = "500"
 SLOW_DOWN: Action = "503"
+CONFLICT: Action = "409"
 RESET: Action = "reset"
+DROP_RESPONSE: Action = "drop-response"
 
 HOST = "127.0.0.1"
 _CHUNK = 64 * 1024
@@ -82,6 +95,13 @@ _ERROR_BODIES: dict[Action, tuple[int, str, str, str]] = {
         "We encountered an internal error. Please try again.",
     ),
     SLOW_DOWN: (503, "Slow Down", "SlowDown", "Please reduce your request rate."),
+    CONFLICT: (
+        409,
+        "Conflict",
+        "ConditionalRequestConflict",
+        "A conflicting conditional operation is currently in progress against this resource. "
+        "Try again.",
+    ),
 }
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 
@@ -93,6 +113,10 @@ class _Reader(Protocol):
 
 class _Writer(Protocol):
     def write(self, data: bytes, /) -> int: ...
+
+
+class _Record(Protocol):
+    def __call__(self, status: int | None, /) -> None: ...
 
 
 def operation_of(method: str, query: str, headers: Any = None) -> str:
@@ -142,7 +166,8 @@ class ProxiedRequest:
     query: str
     #: The access key id from the SigV4 ``Authorization`` header (None if unsigned).
     access_key: str | None
-    #: The status answered; None when the connection was reset or the upstream failed.
+    #: The status answered (for DROP_RESPONSE: the upstream's, never delivered); None when the
+    #: connection was reset or the upstream failed.
     status: int | None
     #: The fault injected, if any.
     fault: Action | None
@@ -321,15 +346,15 @@ class _Handler(BaseHTTPRequestHandler):
         operation = operation_of(self.command, target.query, self.headers)
         occurrence, fault = self.proxy._arrived(operation)
         match = _CREDENTIAL.search(self.headers.get("Authorization", ""))
-        status: int | None = None
-        try:
-            if fault is None:
-                status = self._forward()
-            elif fault.action == RESET:
-                self._reset()
-            else:
-                status = self._fail(fault.action)
-        finally:
+        recorded = False
+
+        def record(status: int | None) -> None:
+            # Called before anything is sent back, so a client that has its answer always
+            # finds its request in the record (reading it never races the handler thread).
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
             self.proxy._record(
                 ProxiedRequest(
                     operation=operation,
@@ -343,6 +368,19 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             )
 
+        try:
+            if fault is None:
+                self._forward(record)
+            elif fault.action == DROP_RESPONSE:
+                self._forward(record, drop_response=True)
+            elif fault.action == RESET:
+                record(None)
+                self._reset()
+            else:
+                self._fail(fault.action, record)
+        finally:
+            record(None)  # the upstream failed before a status was known
+
     @property
     def _length(self) -> int:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -353,7 +391,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _expects_continue(self) -> bool:
         return self.headers.get("Expect", "").lower() == "100-continue"
 
-    def _fail(self, action: Action) -> int:
+    def _fail(self, action: Action, record: _Record) -> None:
         status, reason, code, message = _ERROR_BODIES[action]
         if self._expects_continue:
             # Answer before the body is sent, as S3 does; the body never comes, so the
@@ -366,6 +404,7 @@ class _Handler(BaseHTTPRequestHandler):
             f"<Error><Code>{code}</Code><Message>{message}</Message>"
             "<RequestId>s3proxy</RequestId></Error>"
         ).encode()
+        record(status)
         self.send_response_only(status, reason)
         self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", str(len(body)))
@@ -374,15 +413,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
         self.wfile.flush()
-        return status
 
     def _reset(self) -> None:
         """Read part of the body, then close with SO_LINGER 0: the client sees a TCP RST."""
         if self._expects_continue:
             self._send_continue()
         _drain(self.rfile, min(self._length // 2, _RESET_AFTER_BYTES))
-        self.close_connection = True
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self._hang_up()
+
+    def _hang_up(self) -> None:
+        """Close the client's connection now, without another byte."""
+        self.close_connection = True
         # The file objects hold references to the socket: close them so the fd really closes.
         self.rfile.close()
         self.wfile.close()
@@ -394,7 +436,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         self.wfile.flush()
 
-    def _forward(self) -> int | None:
+    def _forward(self, record: _Record, *, drop_response: bool = False) -> None:
         length = self._length
         expects = self._expects_continue
         upstream = socket.create_connection(self.proxy.upstream, timeout=_UPSTREAM_TIMEOUT)
@@ -423,8 +465,26 @@ class _Handler(BaseHTTPRequestHandler):
                 status, reason, headers = _read_head(from_upstream)
                 while status == 100:
                     status, reason, headers = _read_head(from_upstream)
+            if drop_response:
+                # The upstream has done the work (stored the object): read its whole answer so
+                # it is finished, record it, and hang up on the client without relaying it.
+                self._consume(status, headers, from_upstream)
+                record(status)
+                self._hang_up()
+                return
+            record(status)
             self._relay(status, reason, headers, from_upstream)
-            return status
+
+    def _consume(self, status: int, headers: http.client.HTTPMessage, body: _Reader) -> None:
+        if self.command == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            return
+        if "chunked" in headers.get("Transfer-Encoding", "").lower():
+            for _ in _dechunked(body):
+                pass
+        elif headers.get("Content-Length") is not None:
+            _drain(body, int(headers["Content-Length"]))
+        else:
+            body.read()
 
     def _relay(
         self, status: int, reason: str, headers: http.client.HTTPMessage, body: _Reader

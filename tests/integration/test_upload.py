@@ -10,9 +10,10 @@ import hashlib
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -336,3 +337,148 @@ def test_unreadable_file_fails_alone(
     assert [r.key for r in result.uploaded] == [uploader.key_for("good.txt")]
     assert [f.key for f in result.failed] == [uploader.key_for("bad.txt")]
     assert result.failed[0].error == "FileNotFoundError"
+
+
+# -- upload_dir and a tree changed after it was listed ------------------------------------------
+
+SECRET = b"root:$6$not-for-the-bucket:19000:0:99999:7:::\n"
+
+
+def all_bytes_under(seaweed: SeaweedFS, prefix: str) -> dict[str, bytes]:
+    return {key: read_back(seaweed, "app-a", key) for key in keys_in(seaweed, "app-a", prefix)}
+
+
+def swap_after(uploader: Uploader, step: str, swap: Callable[[], None]) -> None:
+    """Run ``swap`` right after ``step`` (planning, or the unchanged check) returns: the moment
+    between the listing and the opening of each file, made deterministic."""
+    original = getattr(uploader, step)
+
+    def then_swap(*args: Any, **kwargs: Any) -> Any:
+        done = original(*args, **kwargs)
+        done = list(done) if step == "_plan_directory" else done  # planning is a generator
+        swap()
+        return iter(done) if step == "_plan_directory" else done
+
+    setattr(uploader, step, then_swap)
+
+
+SWAP_POINTS = [
+    pytest.param("_plan_directory", False, id="after-listing"),
+    pytest.param("_unchanged_check", True, id="after-unchanged-check"),
+    pytest.param("_plan_directory", True, id="before-unchanged-check"),
+]
+
+
+@pytest.mark.parametrize(("step", "skip_unchanged"), SWAP_POINTS)
+def test_upload_dir_never_follows_a_file_swapped_for_a_symlink(
+    seaweed: SeaweedFS,
+    provider: taskcreds.CredentialProvider,
+    tmp_path: Path,
+    step: str,
+    skip_unchanged: bool,
+) -> None:
+    secret = tmp_path / "shadow"
+    secret.write_bytes(SECRET)
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "good.txt").write_text("fine")
+    victim = root / "report.txt"
+    victim.write_text("the report")
+
+    def swap() -> None:
+        victim.unlink()
+        victim.symlink_to(secret)
+
+    with uploader_for(seaweed, provider) as uploader:
+        swap_after(uploader, step, swap)
+        result = uploader.upload_dir(root, skip_unchanged=skip_unchanged)
+        stored = all_bytes_under(seaweed, uploader.prefix)
+    assert [r.key for r in result.uploaded] == [uploader.key_for("good.txt")]
+    assert [(f.key, f.error) for f in result.failed] == [
+        (uploader.key_for("report.txt"), "UploadError")
+    ]
+    reason = result.failed[0].reason
+    assert str(victim) in reason
+    assert "changed since it was listed" in reason
+    assert "symbolic link" in reason
+    assert SECRET not in stored.values()
+    assert stored == {uploader.key_for("good.txt"): b"fine"}
+
+
+@pytest.mark.parametrize(("step", "skip_unchanged"), SWAP_POINTS)
+def test_upload_dir_never_follows_a_directory_swapped_for_a_symlink(
+    seaweed: SeaweedFS,
+    provider: taskcreds.CredentialProvider,
+    tmp_path: Path,
+    step: str,
+    skip_unchanged: bool,
+) -> None:
+    outside = tmp_path / "etc"
+    outside.mkdir()
+    (outside / "conf.txt").write_bytes(SECRET)  # same name as the file listed in sub/
+    root = tmp_path / "site"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "conf.txt").write_text("harmless")
+    (root / "top.txt").write_text("top")
+
+    def swap() -> None:
+        (root / "sub").rename(tmp_path / "sub-was-here")
+        (root / "sub").symlink_to(outside, target_is_directory=True)
+
+    with uploader_for(seaweed, provider) as uploader:
+        swap_after(uploader, step, swap)
+        result = uploader.upload_dir(root, skip_unchanged=skip_unchanged)
+        stored = all_bytes_under(seaweed, uploader.prefix)
+    assert [r.key for r in result.uploaded] == [uploader.key_for("top.txt")]
+    assert [(f.key, f.error) for f in result.failed] == [
+        (uploader.key_for("sub/conf.txt"), "UploadError")
+    ]
+    reason = result.failed[0].reason
+    assert str(root / "sub" / "conf.txt") in reason
+    assert f"{root / 'sub'} is now a symbolic link" in reason
+    assert SECRET not in stored.values()
+    assert stored == {uploader.key_for("top.txt"): b"top"}
+
+
+def test_upload_dir_refuses_a_file_replaced_after_listing(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, tmp_path: Path
+) -> None:
+    # Not a symlink this time, but another file renamed over the listed one (hard to tell
+    # from a swap by its name alone): its inode is not the one listed.
+    root = tmp_path / "site"
+    root.mkdir()
+    listed = root / "a.txt"
+    listed.write_text("listed")
+    (tmp_path / "other").write_bytes(SECRET)
+
+    with uploader_for(seaweed, provider) as uploader:
+        swap_after(uploader, "_plan_directory", lambda: (tmp_path / "other").rename(listed))
+        result = uploader.upload_dir(root, skip_unchanged=False)
+        stored = all_bytes_under(seaweed, uploader.prefix)
+    assert result.uploaded == []
+    assert [f.error for f in result.failed] == ["UploadError"]
+    assert "no longer the same file" in result.failed[0].reason
+    assert stored == {}
+
+
+def test_upload_dir_still_uploads_symlinks_inside_the_tree(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, tmp_path: Path
+) -> None:
+    root = tmp_path / "site"
+    (root / "real").mkdir(parents=True)
+    (root / "real" / "data.txt").write_text("data")
+    (root / "alias.txt").symlink_to(root / "real" / "data.txt")
+    (root / "linked-dir").symlink_to(root / "real", target_is_directory=True)  # not entered
+    (root / "dangling").symlink_to(root / "nowhere")
+    (tmp_path / "secret").write_bytes(SECRET)
+    (root / "out.txt").symlink_to(tmp_path / "secret")
+    with uploader_for(seaweed, provider) as uploader:
+        result = uploader.upload_dir(root)
+        stored = all_bytes_under(seaweed, uploader.prefix)
+    assert stored == {
+        uploader.key_for("alias.txt"): b"data",
+        uploader.key_for("real/data.txt"): b"data",
+    }
+    assert [(f.path, f.error) for f in result.failed] == [
+        (str(root / "out.txt"), "KeyOutsidePrefixError")
+    ]

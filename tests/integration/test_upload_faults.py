@@ -8,6 +8,10 @@
   503 SlowDown, or resets the connection in the middle of a part. One fault: the upload completes
   byte-exact. Faults on every attempt: a clear ``UploadError``. Either way nothing incomplete is
   left under the prefix.
+- ``overwrite=False``: 409 ConditionalRequestConflict is retried with backoff (and, when it never
+  ends, is not called "already exists"); a write stored by S3 whose answer was lost (the proxy
+  forwards it, then hangs up) and whose retry got 412 is recognised as the uploader's own by its
+  checksum; a 412 for another writer's object stays ``ObjectExistsError``.
 """
 
 from __future__ import annotations
@@ -30,14 +34,23 @@ import pytest
 from botocore.exceptions import ClientError
 
 import taskcreds
-from taskcreds import AccessDeniedError, UploadError
+from taskcreds import AccessDeniedError, ObjectExistsError, UploadError
 from taskcreds.credentials import Credentials
 from taskcreds.local import AgentServer
 from taskcreds.local.seaweed import SeaweedError, SeaweedFS, find_weed
 from taskcreds.upload import Uploader
+from taskcreds.upload._hooks import CONFLICT_ATTEMPTS
 from tests.conftest import unavailable
 
-from ._s3proxy import INTERNAL_ERROR, RESET, SLOW_DOWN, Action, S3Proxy
+from ._s3proxy import (
+    CONFLICT,
+    DROP_RESPONSE,
+    INTERNAL_ERROR,
+    RESET,
+    SLOW_DOWN,
+    Action,
+    S3Proxy,
+)
 
 MiB = 1024 * 1024
 #: Three parts of 5 MiB, 5 MiB and a bit: enough for a fault on a middle part.
@@ -414,3 +427,155 @@ def test_persistent_reset_on_single_put_fails_clearly(
     assert f"s3://app-a/{key}" in str(info.value)
     assert len(proxy.of("PutObject")) == 2
     assert not exists(seaweed, key)
+
+
+# -- overwrite=False under faults: 409 retried, a lost answer resolved by checksum ---------------
+
+
+def admin_put(seaweed: SeaweedFS, key: str, data: bytes) -> None:
+    with contextlib.closing(seaweed.admin_client("s3")) as s3:
+        s3.put_object(Bucket="app-a", Key=key, Body=data)
+
+
+def statuses(proxy: S3Proxy, operation: str) -> list[tuple[int | None, str | None]]:
+    return [(r.status, r.fault) for r in proxy.of(operation)]
+
+
+@pytest.fixture
+def slept() -> list[float]:
+    return []
+
+
+def no_overwrite_uploader(
+    proxy: S3Proxy, provider: taskcreds.CredentialProvider, slept: list[float], **kwargs: Any
+) -> Uploader:
+    uploader = make_uploader(proxy.url, provider, **kwargs)
+    uploader._sleep = slept.append  # the 409 backoff, recorded instead of waited
+    return uploader
+
+
+@pytest.mark.parametrize("size", [1000, MULTIPART_SIZE], ids=["put", "multipart"])
+def test_conflict_409_is_retried_and_the_write_lands(
+    seaweed: SeaweedFS,
+    provider: taskcreds.CredentialProvider,
+    proxy: S3Proxy,
+    slept: list[float],
+    size: int,
+) -> None:
+    operation = "PutObject" if size < 5 * MiB else "CompleteMultipartUpload"
+    data = payload(size, seed=11)
+    proxy.inject(operation, CONFLICT, on=(1, 2))  # a competing write in flight, twice
+    with no_overwrite_uploader(proxy, provider, slept) as uploader:
+        result = uploader.upload_bytes(data, "contended.bin", overwrite=False)
+        assert_nothing_left(seaweed, uploader)
+    assert statuses(proxy, operation) == [(409, CONFLICT), (409, CONFLICT), (200, None)]
+    assert len(slept) == 2  # backed off before each retry
+    assert all(0 <= delay <= 5.0 for delay in slept)
+    assert result.multipart is (size >= 5 * MiB)
+    assert object_sha256(seaweed, result.key) == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("size", [1000, MULTIPART_SIZE], ids=["put", "multipart"])
+def test_conflict_409_on_every_attempt_is_not_reported_as_existing(
+    seaweed: SeaweedFS,
+    provider: taskcreds.CredentialProvider,
+    proxy: S3Proxy,
+    slept: list[float],
+    size: int,
+) -> None:
+    operation = "PutObject" if size < 5 * MiB else "CompleteMultipartUpload"
+    proxy.inject(operation, CONFLICT)
+    with no_overwrite_uploader(proxy, provider, slept) as uploader:
+        with pytest.raises(UploadError) as info:
+            uploader.upload_bytes(payload(size, seed=12), "never.bin", overwrite=False)
+        key = uploader.key_for("never.bin")
+        assert_nothing_left(seaweed, uploader)
+    assert not isinstance(info.value, ObjectExistsError)  # nothing is known to be there
+    assert "ConditionalRequestConflict" in str(info.value)
+    assert len(proxy.of(operation)) == CONFLICT_ATTEMPTS  # bounded
+    assert len(slept) == CONFLICT_ATTEMPTS - 1
+    assert not exists(seaweed, key)
+
+
+def test_conflict_then_the_competitor_won_is_object_exists(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, proxy: S3Proxy, slept: list[float]
+) -> None:
+    # The competing write in flight was stored: even with the very same bytes, it is not ours.
+    data = b"the same bytes"
+    proxy.inject("PutObject", CONFLICT, on=(1,))
+    with no_overwrite_uploader(proxy, provider, slept) as uploader:
+        key = uploader.key_for("raced.txt")
+        admin_put(seaweed, key, data)
+        with pytest.raises(ObjectExistsError):
+            uploader.upload_bytes(data, "raced.txt", overwrite=False)
+    assert statuses(proxy, "PutObject") == [(409, CONFLICT), (412, None)]
+    assert proxy.of("HEAD") == []  # no lost answer: nothing to check
+
+
+@pytest.mark.parametrize("size", [1000, MULTIPART_SIZE], ids=["put", "multipart"])
+def test_lost_answer_then_412_for_our_own_write_is_success(
+    seaweed: SeaweedFS,
+    provider: taskcreds.CredentialProvider,
+    proxy: S3Proxy,
+    slept: list[float],
+    size: int,
+) -> None:
+    operation = "PutObject" if size < 5 * MiB else "CompleteMultipartUpload"
+    data = payload(size, seed=13)
+    # The write reaches S3 and is stored; its answer never comes back. botocore retries, and
+    # S3 refuses the retry (412): the key is taken, by this very write.
+    proxy.inject(operation, DROP_RESPONSE, on=(1,))
+    with no_overwrite_uploader(proxy, provider, slept) as uploader:
+        result = uploader.upload_bytes(data, "lost-answer.bin", overwrite=False)
+        assert_nothing_left(seaweed, uploader)
+    assert statuses(proxy, operation) == [(200, DROP_RESPONSE), (412, None)]
+    assert [r.status for r in proxy.of("HEAD")] == [200]  # the check
+    assert object_sha256(seaweed, result.key) == hashlib.sha256(data).hexdigest()
+    with contextlib.closing(seaweed.admin_client("s3")) as s3:
+        head = s3.head_object(Bucket="app-a", Key=result.key, ChecksumMode="ENABLED")
+    assert result.checksum_algorithm == "CRC32C"
+    assert result.checksum == head["ChecksumCRC32C"]
+    assert result.etag == head["ETag"]
+    assert result.size == size
+    assert result.multipart is (size >= 5 * MiB)
+    assert slept == []
+
+
+@pytest.mark.parametrize("size", [1000, MULTIPART_SIZE], ids=["put", "multipart"])
+def test_unknown_outcome_then_412_for_someone_elses_object_is_object_exists(
+    seaweed: SeaweedFS,
+    provider: taskcreds.CredentialProvider,
+    proxy: S3Proxy,
+    slept: list[float],
+    size: int,
+) -> None:
+    operation = "PutObject" if size < 5 * MiB else "CompleteMultipartUpload"
+    theirs = payload(size, seed=14)
+    # A 500 may follow a stored write, so the 412 on the retry is checked, and the object
+    # (another writer's, same size, other bytes) is not ours.
+    proxy.inject(operation, INTERNAL_ERROR, on=(1,))
+    with no_overwrite_uploader(proxy, provider, slept) as uploader:
+        key = uploader.key_for("theirs.bin")
+        admin_put(seaweed, key, theirs)
+        with pytest.raises(ObjectExistsError):
+            uploader.upload_bytes(payload(size, seed=15), "theirs.bin", overwrite=False)
+        assert_nothing_left(seaweed, uploader)
+    assert statuses(proxy, operation) == [(500, INTERNAL_ERROR), (412, None)]
+    assert [r.status for r in proxy.of("HEAD")] == [200]
+    assert object_sha256(seaweed, key) == hashlib.sha256(theirs).hexdigest()
+
+
+def test_lost_answer_in_upload_dir_no_overwrite_is_uploaded(
+    seaweed: SeaweedFS,
+    provider: taskcreds.CredentialProvider,
+    proxy: S3Proxy,
+    slept: list[float],
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a.txt").write_text("alpha")
+    proxy.inject("PutObject", DROP_RESPONSE, on=(1,))
+    with no_overwrite_uploader(proxy, provider, slept) as uploader:
+        result = uploader.upload_dir(tmp_path, overwrite=False)
+    assert result.ok, result.failed
+    assert [r.key for r in result.uploaded] == [uploader.key_for("a.txt")]
+    assert statuses(proxy, "PutObject") == [(200, DROP_RESPONSE), (412, None)]

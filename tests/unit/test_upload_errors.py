@@ -54,3 +54,18 @@ def test_other_errors_are_upload_errors() -> None:
     error = translate(client_error("SlowDown", "Please reduce", "PutObject"), bucket="b", key="k")
     assert type(error) is UploadError
     assert "SlowDown" in str(error)
+
+
+def test_conflict_after_every_retry_is_not_object_exists() -> None:
+    # 409 ConditionalRequestConflict: a competing write was in flight; nothing is known to be
+    # stored, so it must not read as "already exists ... left as it was".
+    error = translate(
+        client_error("ConditionalRequestConflict", "A conflicting operation", "PutObject"),
+        bucket="b",
+        key="k",
+    )
+    assert type(error) is UploadError
+    assert not isinstance(error, ObjectExistsError)
+    assert "ConditionalRequestConflict" in str(error)
+    assert "not known" in str(error)
+    assert (error.bucket, error.key) == ("b", "k")
