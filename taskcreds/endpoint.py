@@ -230,7 +230,8 @@ class Endpoint:
         None when the URL names a literal address (it was checked when the endpoint was
         resolved, and nothing can change what it means). For an http host name every address
         is checked again as :func:`resolve_endpoint` does, so a rebound name raises
-        :class:`UnsupportedHostError`; an https name may resolve to anything (TLS checks it).
+        :class:`UnsupportedHostError`; an https name may resolve to anything TLS can check, which
+        excludes the metadata service.
         Raises :class:`OSError` (or :class:`TimeoutError`) when the name does not resolve.
         """
         parts = urlsplit(self.url)
@@ -244,6 +245,13 @@ class Endpoint:
             raise OSError(f"{host!r} resolves to no address")
         if parts.scheme.lower() == "http":
             _check_addresses(host, self.allowed_hosts, addresses)
+        elif any(address in _METADATA_ADDRESSES for address in addresses):
+            raise _unsupported(
+                host,
+                self.allowed_hosts,
+                "resolves to the EC2 instance metadata service",
+                can_opt_in=False,
+            )
         return tuple(str(address) for address in addresses)
 
     def redactions(self, token: str | None = None) -> tuple[str, ...]:

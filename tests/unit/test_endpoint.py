@@ -425,6 +425,14 @@ def test_connect_addresses_https_name_is_pinned_not_checked() -> None:
     assert endpoint.connect_addresses(1.0) == ("10.9.8.7",)
 
 
+def test_connect_addresses_https_name_never_reaches_the_metadata_service() -> None:
+    endpoint = resolve_endpoint(
+        {FULL: "https://creds.example/v1"}, resolver=lambda host: ["169.254.169.254"]
+    )
+    with pytest.raises(UnsupportedHostError, match="instance metadata"):
+        endpoint.connect_addresses(1.0)
+
+
 def test_connect_addresses_times_out() -> None:
     release = threading.Event()
     answers = iter([["127.0.0.1"]])
