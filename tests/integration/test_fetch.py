@@ -484,3 +484,35 @@ def test_echoed_token_and_credentials_id_never_reach_an_error(shape: str) -> Non
     assert "ECHOED" not in shown
     assert credentials_id not in shown
     assert "[redacted]" in shown
+
+
+def test_redirect_is_not_followed() -> None:
+    target = socket.create_server(("127.0.0.1", 0))  # where the redirect points: never reached
+    target.settimeout(0)
+    port = target.getsockname()[1]
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(
+                b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:"
+                + str(port).encode()
+                + b"/creds\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(EndpointHTTPError) as info:
+            fetcher().fetch(endpoint_for(f"http://127.0.0.1:{listener.getsockname()[1]}/creds"))
+        thread.join(5)
+        assert info.value.status == 302
+        assert "redirect" in (info.value.hint or "")
+        with pytest.raises(BlockingIOError):
+            target.accept()  # nobody connected to the redirect's target
+    finally:
+        listener.close()
+        target.close()

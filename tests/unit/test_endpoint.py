@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from taskcreds import (
     ConfigError,
@@ -509,3 +511,19 @@ def test_url_secrets_are_what_redact_url_hides(url: str, secrets: list[str]) -> 
     assert url_secrets(url) == secrets
     for secret in secrets:
         assert secret not in redact_url(url)
+
+
+URL_PARTS = st.text(
+    alphabet=st.sampled_from([*list("abc019.:/[]@%?#=&-_~ \\\t\nxX"), "０", "ⓛ", "。", "é"]),
+    max_size=40,
+)
+
+
+@given(scheme=st.sampled_from(["http://", "https://", "ftp://", ""]), rest=URL_PARTS)
+def test_any_full_uri_gives_an_endpoint_or_a_config_error(scheme: str, rest: str) -> None:
+    try:
+        endpoint = resolve_endpoint({FULL: scheme + rest}, resolver=fake_resolver)
+    except ConfigError:
+        return
+    assert endpoint.url == scheme + rest
+    assert "169.254.169.254" not in endpoint.url

@@ -533,3 +533,15 @@ def test_prefetch_thread_survives_an_unexpected_exception() -> None:
         assert provider._thread is not None
         assert provider._thread.is_alive()
         assert fetcher.threads.count("taskcreds-prefetch") >= 2
+
+
+def test_far_future_expiration_is_cached_and_not_refetched() -> None:
+    provider, fetcher, fake_time = make_provider()
+    far = Credentials(
+        "ASIAFARFUTURE000", "s", "t", datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
+    )
+    fetcher.make = lambda n: far  # type: ignore[method-assign]
+    assert provider.get() is far
+    fake_time.advance(365 * 24 * 3600)
+    assert provider.get() is far
+    assert fetcher.calls == 1
