@@ -1,7 +1,8 @@
-"""The least-privilege task role for the uploader: IAM policy, trust policy, task definition part.
+"""The least-privilege role for the uploader: IAM policy, trust policy, and how to attach it.
 
 Pure generation: no I/O, no AWS calls, same input -> byte-identical output (actions sorted,
-statements in a fixed order). :func:`generate` returns three documents:
+statements in a fixed order). For ``platform="ecs"`` (the default) :func:`generate` returns three
+documents:
 
 1. the task role's **permissions policy**: only the S3 actions the chosen uploader *features* need,
    on ``arn:aws:s3:::BUCKET/PREFIX*`` (``s3:ListBucket`` only with feature ``list``, and then only
@@ -11,6 +12,12 @@ statements in a fixed order). :func:`generate` returns three documents:
    account (``aws:SourceAccount``) and, by ``aws:SourceArn``, of this Region (and cluster);
 3. a **task definition fragment**: ``taskRoleArn`` and the ``TASKCREDS_BUCKET`` /
    ``TASKCREDS_PREFIX`` environment the uploader reads.
+
+For ``platform="eks"`` (EKS Pod Identity) the trust policy lets ``pods.eks.amazonaws.com``
+``sts:AssumeRole`` and ``sts:TagSession``, only for the session tags of this namespace and service
+account (and cluster, when given); the task definition is replaced by the **Kubernetes** part (a
+ServiceAccount and the pod spec's ``serviceAccountName`` and environment) and the **Pod Identity
+association** (``aws eks create-pod-identity-association ...``) that binds the role to them.
 
 Features and the actions they add (docs/iam.md explains each one):
 
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,11 +52,14 @@ __all__ = [
     "FEATURES",
     "FEATURE_ACTIONS",
     "PLACEHOLDER_ACCOUNT",
+    "PLATFORMS",
     "GeneratedPolicies",
     "PolicyRequest",
     "generate",
+    "kubernetes_part",
     "parse_features",
     "permissions_policy",
+    "pod_identity_association",
     "task_definition",
     "trust_policy",
 ]
@@ -62,6 +73,13 @@ DEFAULT_ROLE_NAME = "taskcreds-app"
 #: applied by mistake with a made-up one.
 PLACEHOLDER_ACCOUNT = "<ACCOUNT_ID>"
 ECS_TASKS_PRINCIPAL = "ecs-tasks.amazonaws.com"
+EKS_PODS_PRINCIPAL = "pods.eks.amazonaws.com"
+#: Where the role is used: ECS tasks (task role) or EKS pods (Pod Identity).
+PLATFORMS = ("ecs", "eks")
+DEFAULT_NAMESPACE = "default"
+DEFAULT_SERVICE_ACCOUNT = "taskcreds-app"
+#: Put in the association command in place of the EKS cluster when none is given.
+PLACEHOLDER_CLUSTER = "<CLUSTER_NAME>"
 #: The container the task definition fragment names (rename it to yours).
 CONTAINER_NAME = "app"
 
@@ -100,6 +118,7 @@ SID_LIST = "ListAppPrefixOnly"
 SID_MULTIPART_LIST = "ListMultipartUploadsInBucket"
 SID_KMS = "UseBucketKmsKeyViaS3"
 SID_TRUST = "EcsTasksOfThisAccountOnly"
+SID_TRUST_EKS = "EksPodIdentityForThisServiceAccount"
 
 _BUCKET_CHARS = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _BUCKET_BAD_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
@@ -113,6 +132,12 @@ _KMS_KEY_ARN = re.compile(
     r"(?P<key>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})"
 )
 _CLUSTER = re.compile(r"[A-Za-z0-9_-]{1,255}")
+# EKS: CreateCluster's name pattern, at most 100 characters.
+_EKS_CLUSTER = re.compile(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}")
+# Kubernetes: a namespace is an RFC 1123 label, a service account name an RFC 1123 subdomain.
+_K8S_LABEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
+_NAMESPACE = re.compile(_K8S_LABEL)
+_SERVICE_ACCOUNT = re.compile(rf"(?=.{{1,253}}\Z){_K8S_LABEL}(?:\.{_K8S_LABEL})*", re.S)
 _ROLE_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}")
 # Every pattern above is used with fullmatch(): with match() and '$', "app-a\n" would pass (a '$'
 # matches before a trailing newline) and land inside an ARN.
@@ -130,6 +155,12 @@ class PolicyRequest:
     cluster: str | None = None
     region: str | None = None
     role_name: str = DEFAULT_ROLE_NAME
+    #: ``ecs`` (task role) or ``eks`` (EKS Pod Identity).
+    platform: str = "ecs"
+    #: EKS only: the Kubernetes namespace and service account (default ``default``,
+    #: ``taskcreds-app``); ``cluster`` is then the EKS cluster.
+    namespace: str | None = None
+    service_account: str | None = None
 
     def validated(self) -> PolicyRequest:
         """A copy with the prefix normalised (``app`` -> ``app/``) and the features in the
@@ -149,10 +180,48 @@ class PolicyRequest:
                 f"region {self.region!r} is not an AWS Region name",
                 hint="give --region like us-east-1 or eu-central-1",
             )
-        if self.cluster is not None and not _CLUSTER.fullmatch(self.cluster):
+        if self.platform not in PLATFORMS:
+            raise ConfigError(
+                f"platform {self.platform!r} is not one of {', '.join(PLATFORMS)}",
+                hint="--platform ecs (task role, the default) or eks (EKS Pod Identity)",
+            )
+        eks = self.platform == "eks"
+        if self.cluster is not None and not eks and not _CLUSTER.fullmatch(self.cluster):
             raise ConfigError(
                 f"cluster {self.cluster!r} is not an ECS cluster name",
                 hint="up to 255 letters, digits, hyphens and underscores",
+            )
+        if self.cluster is not None and eks and not _EKS_CLUSTER.fullmatch(self.cluster):
+            raise ConfigError(
+                f"cluster {self.cluster!r} is not an EKS cluster name",
+                hint="1-100 letters, digits, hyphens and underscores, starting with a letter "
+                "or digit",
+            )
+        if not eks:
+            for option, value in (
+                ("--namespace", self.namespace),
+                ("--service-account", self.service_account),
+            ):
+                if value is not None:
+                    raise ConfigError(
+                        f"{option} is for --platform eks; ECS tasks have no Kubernetes "
+                        "service account",
+                        hint="add --platform eks, or leave out " + option,
+                    )
+        if self.namespace is not None and not _NAMESPACE.fullmatch(self.namespace):
+            raise ConfigError(
+                f"namespace {self.namespace!r} is not a Kubernetes namespace name",
+                hint="1-63 lowercase letters, digits and hyphens, starting and ending with a "
+                "letter or digit",
+            )
+        if self.service_account is not None and not _SERVICE_ACCOUNT.fullmatch(
+            self.service_account
+        ):
+            raise ConfigError(
+                f"service account {self.service_account!r} is not a Kubernetes service account "
+                "name",
+                hint="lowercase letters, digits, '-' and '.', starting and ending with a letter "
+                "or digit (at most 253)",
             )
         if not _ROLE_NAME.fullmatch(self.role_name):
             raise ConfigError(
@@ -169,6 +238,9 @@ class PolicyRequest:
             cluster=self.cluster,
             region=self.region,
             role_name=self.role_name,
+            platform=self.platform,
+            namespace=(self.namespace or DEFAULT_NAMESPACE) if eks else None,
+            service_account=(self.service_account or DEFAULT_SERVICE_ACCOUNT) if eks else None,
         )
 
     @property
@@ -182,25 +254,41 @@ class PolicyRequest:
     def account_or_placeholder(self) -> str:
         return self.account if self.account is not None else PLACEHOLDER_ACCOUNT
 
+    @property
+    def role_arn(self) -> str:
+        return f"arn:{self.partition}:iam::{self.account_or_placeholder}:role/{self.role_name}"
+
 
 @dataclass(frozen=True)
 class GeneratedPolicies:
-    """The three documents, each statement's one-line explanation, and warnings for stderr."""
+    """The documents, each statement's one-line explanation, and warnings for stderr.
+
+    ECS: ``task_definition`` is set, ``kubernetes`` and ``pod_identity_association`` are None.
+    EKS: the other way round.
+    """
 
     request: PolicyRequest
     permissions_policy: dict[str, Any]
     trust_policy: dict[str, Any]
-    task_definition: dict[str, Any]
+    task_definition: dict[str, Any] | None
     explanations: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    kubernetes: dict[str, Any] | None = None
+    pod_identity_association: dict[str, Any] | None = None
 
     def document(self) -> dict[str, Any]:
-        """The JSON output: exactly the three documents."""
-        return {
+        """The JSON output: the permissions and trust policies, then the platform's part(s)."""
+        document: dict[str, Any] = {
             "permissions_policy": self.permissions_policy,
             "trust_policy": self.trust_policy,
-            "task_definition": self.task_definition,
         }
+        if self.task_definition is not None:
+            document["task_definition"] = self.task_definition
+        if self.kubernetes is not None:
+            document["kubernetes"] = self.kubernetes
+        if self.pod_identity_association is not None:
+            document["pod_identity_association"] = self.pod_identity_association
+        return document
 
 
 def parse_features(text: str) -> tuple[str, ...]:
@@ -210,18 +298,21 @@ def parse_features(text: str) -> tuple[str, ...]:
 
 
 def generate(request: PolicyRequest) -> GeneratedPolicies:
-    """Validate ``request`` and build the three documents (see the module docstring)."""
+    """Validate ``request`` and build the documents (see the module docstring)."""
     request = request.validated()
     permissions = permissions_policy(request)
     trust = trust_policy(request)
     explanations = _explanations(request, permissions, trust)
+    eks = request.platform == "eks"
     return GeneratedPolicies(
         request=request,
         permissions_policy=permissions,
         trust_policy=trust,
-        task_definition=task_definition(request),
+        task_definition=None if eks else task_definition(request),
         explanations=explanations,
         warnings=tuple(_warnings(request)),
+        kubernetes=kubernetes_part(request) if eks else None,
+        pod_identity_association=pod_identity_association(request) if eks else None,
     )
 
 
@@ -276,7 +367,10 @@ def permissions_policy(request: PolicyRequest) -> dict[str, Any]:
 
 
 def trust_policy(request: PolicyRequest) -> dict[str, Any]:
-    """Who may assume the role: ECS tasks of this account (and Region, and cluster) only."""
+    """Who may assume the role: ECS tasks of this account (and Region, and cluster) only; for
+    EKS, Pod Identity for this namespace and service account (and cluster) only."""
+    if request.platform == "eks":
+        return _eks_trust_policy(request)
     account = request.account_or_placeholder
     region = request.region or "*"
     resource = f"task/{request.cluster}/*" if request.cluster else "*"
@@ -298,11 +392,35 @@ def trust_policy(request: PolicyRequest) -> dict[str, Any]:
     }
 
 
+def _eks_trust_policy(request: PolicyRequest) -> dict[str, Any]:
+    # Pod Identity tags the session with the pod's cluster, namespace and service account (unless
+    # the association disables session tags): conditions on those tags keep other associations
+    # in the account from using this role.
+    tags: dict[str, list[str]] = {}
+    if request.cluster is not None:
+        tags["aws:RequestTag/eks-cluster-name"] = [request.cluster]
+    tags["aws:RequestTag/kubernetes-namespace"] = [request.namespace or DEFAULT_NAMESPACE]
+    tags["aws:RequestTag/kubernetes-service-account"] = [
+        request.service_account or DEFAULT_SERVICE_ACCOUNT
+    ]
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": SID_TRUST_EKS,
+                "Effect": "Allow",
+                "Principal": {"Service": EKS_PODS_PRINCIPAL},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+                "Condition": {"StringEquals": tags},
+            }
+        ],
+    }
+
+
 def task_definition(request: PolicyRequest) -> dict[str, Any]:
     """The part of a task definition that gives the task the role and tells the uploader where."""
-    account = request.account_or_placeholder
     return {
-        "taskRoleArn": f"arn:{request.partition}:iam::{account}:role/{request.role_name}",
+        "taskRoleArn": request.role_arn,
         "containerDefinitions": [
             {
                 "name": CONTAINER_NAME,
@@ -312,6 +430,60 @@ def task_definition(request: PolicyRequest) -> dict[str, Any]:
                 ],
             }
         ],
+    }
+
+
+def kubernetes_part(request: PolicyRequest) -> dict[str, Any]:
+    """EKS: the ServiceAccount to create, and what the pod spec needs to use it."""
+    namespace = request.namespace or DEFAULT_NAMESPACE
+    account = request.service_account or DEFAULT_SERVICE_ACCOUNT
+    return {
+        "serviceAccount": {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": account, "namespace": namespace},
+        },
+        "podSpec": {
+            "serviceAccountName": account,
+            "containers": [
+                {
+                    "name": CONTAINER_NAME,
+                    "env": [
+                        {"name": env.BUCKET, "value": request.bucket},
+                        {"name": env.PREFIX, "value": request.prefix},
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def pod_identity_association(request: PolicyRequest) -> dict[str, Any]:
+    """EKS: the association that binds the role to the service account, and the command for it."""
+    cluster = request.cluster or PLACEHOLDER_CLUSTER
+    namespace = request.namespace or DEFAULT_NAMESPACE
+    account = request.service_account or DEFAULT_SERVICE_ACCOUNT
+    argv = [
+        "aws",
+        "eks",
+        "create-pod-identity-association",
+        "--cluster-name",
+        cluster,
+        "--namespace",
+        namespace,
+        "--service-account",
+        account,
+        "--role-arn",
+        request.role_arn,
+    ]
+    if request.region is not None:
+        argv += ["--region", request.region]
+    return {
+        "clusterName": cluster,
+        "namespace": namespace,
+        "serviceAccount": account,
+        "roleArn": request.role_arn,
+        "command": shlex.join(argv),
     }
 
 
@@ -344,6 +516,17 @@ def _explanations(
             )
     statement = trust["Statement"][0]
     conditions = statement["Condition"]
+    if request.platform == "eks":
+        tags = conditions["StringEquals"]
+        cluster = tags.get("aws:RequestTag/eks-cluster-name", ["any cluster"])[0]
+        texts[statement["Sid"]] = (
+            f"{EKS_PODS_PRINCIPAL} (EKS Pod Identity) may assume the role and tag the session "
+            "only for pods of service account "
+            f"{tags['aws:RequestTag/kubernetes-namespace'][0]}/"
+            f"{tags['aws:RequestTag/kubernetes-service-account'][0]} in {cluster} (by the "
+            "session tags Pod Identity sets: keep them enabled on the association)"
+        )
+        return texts
     texts[statement["Sid"]] = (
         f"{ECS_TASKS_PRINCIPAL} may assume the role only for a task whose source ARN matches "
         f"{conditions['ArnLike']['aws:SourceArn']} in account "
@@ -363,7 +546,12 @@ def _warnings(request: PolicyRequest) -> list[str]:
         warnings.append(
             f"no --prefix: the role may use the whole bucket {request.bucket}, not one prefix"
         )
-    if request.cluster is not None:
+    if request.platform == "eks" and request.cluster is None:
+        warnings.append(
+            f"no --cluster: the association command says {PLACEHOLDER_CLUSTER}, and the trust "
+            "policy allows the namespace and service account in any cluster of the account"
+        )
+    if request.platform == "ecs" and request.cluster is not None:
         warnings.append(
             "--cluster: AWS documents aws:SourceArn for task roles only as "
             "arn:aws:ecs:REGION:ACCOUNT:*; check that a task of that cluster still gets "

@@ -1,8 +1,13 @@
 """``taskcreds doctor``: walk the chain step by step and stop at the first failure.
 
-environment → endpoint allowed → TCP connect → HTTP → response shape → expiry and clock
-→ (``--sts``) STS GetCallerIdentity → (``--bucket``) a write probe. Each step says what it saw; a
-failed one says the likely cause and the fix. Never prints a secret.
+environment → endpoint allowed → (with a token) authorization token → TCP connect → HTTP →
+response shape → expiry and clock → (``--sts`` or ``--bucket``) region → (``--sts``) STS
+GetCallerIdentity → (``--bucket``) a write probe. Each step says what it saw; a failed one says
+the likely cause and the fix. Never prints a secret.
+
+The write probe puts ``PREFIX.taskcreds-doctor-<32 hex digits>`` with ``If-None-Match: *`` and
+then deletes it; a least-privilege role may not ``s3:DeleteObject``, and then the object stays at
+that key (a warning names it, the check still passes).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from urllib.parse import urlsplit
 
 from taskcreds import environment as env
 from taskcreds._awserror import error_code_and_message
+from taskcreds._region import checked_region, region_from_environment
 from taskcreds.cli._common import (
     EXIT_ACCESS_DENIED,
     EXIT_CONFIG,
@@ -44,11 +50,16 @@ from taskcreds.errors import (
     EndpointUnreachableError,
     MalformedResponseError,
     TaskCredsError,
+    TokenError,
 )
 from taskcreds.fetch import Fetcher, FetchResult
 from taskcreds.upload.keys import normalize_prefix
 
 EXAMPLE = "python -m taskcreds doctor --sts --bucket my-app-bucket --prefix uploads/"
+#: The write probe's key, after the prefix (``uuid4().hex`` completes it).
+PROBE_NAME = ".taskcreds-doctor-"
+#: The step that reads the Authorization header's token (file or variable).
+_AUTH_STEP = "authorization token"
 
 _ECS_CAUSES = (
     "not running in an ECS task (or the task has no taskRoleArn)",
@@ -61,6 +72,12 @@ _POD_IDENTITY_CAUSES = (
     "the pod's network cannot reach the node-local address (network policy, hostNetwork)",
 )
 _LOOPBACK_CAUSES = ("nothing listens there: start `python -m taskcreds serve-local`",)
+#: The fix for an agent error code, where the code's hint would only repeat the cause.
+_AGENT_FIXES = {
+    "InvalidIdInRequest": "check that the credentials ID in the URI matches what the endpoint "
+    "serves (serve-local prints the URI to use: /v2/credentials/<id>), or that the task was not "
+    "stopped: in ECS the agent sets the URI itself, so restart the task if it was",
+}
 _AGENT_CODES = {
     "NoIdInRequest": "the URI carries no credentials ID",
     "InvalidIdInRequest": "the agent does not know this credentials ID: the task was stopped, its "
@@ -93,7 +110,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sts", action="store_true", help="also call STS GetCallerIdentity with the credentials"
     )
-    parser.add_argument("--bucket", help="also probe writing to this bucket (object is deleted)")
+    parser.add_argument(
+        "--bucket",
+        help=f"also probe writing to this bucket: puts PREFIX{PROBE_NAME}<32 hex digits> "
+        "with If-None-Match: * (the step prints the key), then deletes it if the role may "
+        "s3:DeleteObject; a least-privilege role may not, and the object stays at that key "
+        "(a warning says so)",
+    )
     parser.add_argument(
         "--prefix",
         default=None,
@@ -113,17 +136,23 @@ def run(args: argparse.Namespace, output: Output) -> int:
     try:
         endpoint = doctor.check_environment()
         doctor.check_endpoint_allowed()
+        doctor.check_token()
         doctor.check_tcp(endpoint)
         result = doctor.check_http(endpoint)
         doctor.check_shape(result)
         doctor.check_expiry(result)
-        if args.sts:
-            doctor.check_sts(result.credentials)
         bucket = args.bucket
+        region: str | None = None
+        if args.sts or bucket:
+            region = doctor.check_region()
+        if args.sts:
+            doctor.check_sts(result.credentials, region)
         if bucket:
             prefix = args.prefix if args.prefix is not None else os.environ.get(env.PREFIX, "")
             # The same prefix the uploader and `policy` use: "app" means "app/".
-            doctor.check_write(result.credentials, bucket, normalize_prefix(prefix, bucket=bucket))
+            doctor.check_write(
+                result.credentials, bucket, normalize_prefix(prefix, bucket=bucket), region
+            )
     except _Stop as stop:
         code = stop.code
     _report(doctor.steps, code, output)
@@ -186,6 +215,10 @@ class _Doctor:
         )
         try:
             endpoint = resolve_endpoint(self.environ)
+        except TokenError as error:  # the plain token variable is checked when resolving
+            self.steps.append(Step(name, True, detail))
+            self._fail_token(error)
+            raise  # not reached: _fail_token raises _Stop
         except ConfigError as error:
             self.steps.append(Step(name, True, detail))
             self._fail_with("endpoint allowed", error)
@@ -199,14 +232,42 @@ class _Doctor:
     def check_endpoint_allowed(self) -> None:
         endpoint = self._endpoint
         assert endpoint is not None
-        token = endpoint.token_source
-        detail = f"{endpoint.display_url}, token from {token}" if token else endpoint.display_url
-        if token is not None:
-            try:
-                endpoint.authorization()
-            except ConfigError as error:
-                self._fail_with("endpoint allowed", error)
-        self.steps.append(Step("endpoint allowed", True, detail))
+        self.steps.append(Step("endpoint allowed", True, endpoint.display_url))
+
+    def check_token(self) -> None:
+        """Read the token as every fetch does (the file is re-read each time); never print it."""
+        endpoint = self._endpoint
+        assert endpoint is not None
+        source = endpoint.token_source
+        if source is None:
+            return
+        try:
+            endpoint.authorization()
+        except TokenError as error:
+            self._fail_token(error)
+        self.steps.append(Step(_AUTH_STEP, True, f"read from {source} (one line, printable)"))
+
+    def _fail_token(self, error: TokenError) -> None:
+        token_file = self.environ.get(env.AUTH_TOKEN_FILE, "")
+        if token_file:
+            cause = (
+                f"{env.AUTH_TOKEN_FILE} names a file that is missing, unreadable or not a token: "
+                "on EKS the Pod Identity webhook mounts it only for a service account with a "
+                "Pod Identity association"
+            )
+            fix = (
+                f"check the pod's serviceAccountName and its association (aws eks "
+                f"list-pod-identity-associations), and that {token_file} is mounted and "
+                f"readable by this user; outside EKS, unset {env.AUTH_TOKEN_FILE} or point it "
+                "at the token file"
+            )
+        else:
+            cause = f"{env.AUTH_TOKEN} holds no usable token"
+            fix = (
+                f"set {env.AUTH_TOKEN} to the endpoint's token (one line of printable ASCII), or "
+                f"use {env.AUTH_TOKEN_FILE}"
+            )
+        self._fail(_AUTH_STEP, error.message, cause, fix, exit_code_for(error))
 
     def check_tcp(self, endpoint: Endpoint) -> None:
         parts = urlsplit(endpoint.url)
@@ -256,9 +317,9 @@ class _Doctor:
             finally:
                 fetcher.close()
         except EndpointHTTPError as error:
-            self._fail(
-                "http", _describe_error(error), _http_cause(error), error.hint, exit_code_for(error)
-            )
+            fix = _http_fix(error)
+            cause = _http_cause(error)
+            self._fail("http", _describe_error(error), cause, fix, exit_code_for(error))
         except EndpointUnreachableError as error:
             cause = (
                 "the endpoint accepted the connection but did not answer in time: the agent is "
@@ -304,11 +365,38 @@ class _Doctor:
         detail = f"expire in {format_duration(left)}"
         self.steps.append(Step("expiry and clock", True, detail, warnings=warnings))
 
-    def check_sts(self, credentials: Credentials) -> None:
+    def check_region(self) -> str | None:
+        """The region STS and S3 are called in: the one resolution the session and uploader use."""
+        name = "region"
+        try:
+            region, where = region_from_environment(None, self.environ)
+            if region is None:
+                region, where = _configured_region()
+        except ConfigError as error:
+            variable = error.message.split("=", 1)[0]
+            self._fail(
+                name,
+                error.message,
+                f"{variable} is set, but malformed: botocore refuses it before any request",
+                f"set {variable} to a region name such as eu-west-1 (lowercase letters, digits "
+                "and dashes, no spaces), or unset it",
+                EXIT_CONFIG,
+            )
+        if region is None:
+            detail = (
+                f"none set ({env.REGION}, {env.DEFAULT_REGION}, AWS config): boto3 uses "
+                "us-east-1 and the global STS endpoint"
+            )
+        else:
+            detail = f"{region} from {where}"
+        self.steps.append(Step(name, True, detail))
+        return region
+
+    def check_sts(self, credentials: Credentials, region: str | None) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            with _client("sts", credentials) as sts:
+            with _client("sts", credentials, region) as sts:
                 identity = sts.get_caller_identity()
         except ClientError as error:
             code = _error_code(error)
@@ -323,19 +411,21 @@ class _Doctor:
             self._fail(
                 "sts",
                 f"GetCallerIdentity failed: {error}",
-                "STS cannot be reached",
-                "set AWS_REGION, or AWS_ENDPOINT_URL_STS for a private endpoint",
+                _unreachable_cause("STS", region),
+                _unreachable_fix("STS", region),
                 EXIT_UNREACHABLE,
             )
         self.steps.append(Step("sts", True, f"STS says this is {identity.get('Arn')}"))
 
-    def check_write(self, credentials: Credentials, bucket: str, prefix: str) -> None:
+    def check_write(
+        self, credentials: Credentials, bucket: str, prefix: str, region: str | None
+    ) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        key = f"{prefix}.taskcreds-doctor-{uuid.uuid4().hex}"
+        key = f"{prefix}{PROBE_NAME}{uuid.uuid4().hex}"
         resource = f"arn:aws:s3:::{bucket}/{key}"
         try:
-            with _client("s3", credentials) as s3:
+            with _client("s3", credentials, region) as s3:
                 s3.put_object(
                     Bucket=bucket, Key=key, Body=b"taskcreds doctor probe\n", IfNoneMatch="*"
                 )
@@ -350,12 +440,41 @@ class _Doctor:
             self._fail(
                 "write probe",
                 f"cannot reach S3: {error}",
-                "S3 cannot be reached",
-                "set AWS_REGION, or AWS_ENDPOINT_URL_S3 for a private endpoint",
+                _unreachable_cause("S3", region),
+                _unreachable_fix("S3", region),
                 EXIT_UPLOAD,
             )
         detail = f"wrote s3://{bucket}/{key} with If-None-Match: *"
         self.steps.append(Step("write probe", True, detail, warnings=warnings))
+
+
+def _configured_region() -> tuple[str | None, str | None]:
+    """boto3's own configuration (a profile's ``region``), checked as the variables are."""
+    import botocore.session
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        value = botocore.session.Session().get_config_variable("region")
+    except BotoCoreError:  # such as AWS_PROFILE naming no profile: the client will say so
+        return None, None
+    if not value:
+        return None, None
+    return checked_region(str(value), "region in the AWS config file"), "the AWS config file"
+
+
+def _unreachable_cause(service: str, region: str | None) -> str:
+    where = f"in {region}" if region else "with no region set (us-east-1 / global endpoint)"
+    return f"{service} cannot be reached {where}: no route, a proxy, or a private network"
+
+
+def _unreachable_fix(service: str, region: str | None) -> str:
+    variable = f"AWS_ENDPOINT_URL_{service.upper()}"
+    if region is None:
+        return f"set {env.REGION} to the task's region, or {variable} for a private endpoint"
+    return (
+        f"give the task a route to {service} (NAT, or a VPC endpoint and {variable}); "
+        f"check that {region} is the right region"
+    )
 
 
 def _delete_probe(s3: Any, bucket: str, key: str) -> list[str]:
@@ -367,7 +486,7 @@ def _delete_probe(s3: Any, bucket: str, key: str) -> list[str]:
     except (ClientError, BotoCoreError) as error:
         return [
             f"the probe object was left behind: s3:DeleteObject refused ({_error_code(error)}), "
-            "as the least-privilege policy intends; delete it, or expire '.taskcreds-doctor-*' "
+            f"as the least-privilege policy intends; delete it, or expire '{PROBE_NAME}*' "
             "with a lifecycle rule"
         ]
     return []
@@ -450,6 +569,18 @@ def _http_cause(error: EndpointHTTPError) -> str:
     return f"the endpoint answered HTTP {error.status}"
 
 
+def _http_fix(error: EndpointHTTPError) -> str | None:
+    if error.code in _AGENT_FIXES:
+        return _AGENT_FIXES[error.code]
+    if error.hint is None and error.status == 400 and "token" in (error.detail or "").lower():
+        return (
+            f"set {env.AUTH_TOKEN_FILE} to the pod's token file: the Pod Identity webhook sets it "
+            "for pods whose service account has an association when they are created; restart "
+            "pods created before the association (docs/eks.md)"
+        )
+    return error.hint
+
+
 def _shape_cause(error: MalformedResponseError) -> str:
     if error.field:
         return f"the answer lacks a usable '{error.field}': not an ECS/EKS credentials agent"
@@ -467,10 +598,9 @@ def _sts_cause(code: str) -> str:
 class _client:
     """A boto3 client signed with exactly these credentials, closed on exit."""
 
-    def __init__(self, service: str, credentials: Credentials) -> None:
+    def __init__(self, service: str, credentials: Credentials, region: str | None) -> None:
         import boto3
 
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         session: Any = boto3.Session(
             aws_access_key_id=credentials.access_key_id,
             aws_secret_access_key=credentials.secret_access_key,

@@ -7,7 +7,9 @@ import logging
 import shlex
 import socket
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,7 @@ from taskcreds.cli._common import EXIT_INTERNAL
 from taskcreds.credentials import Credentials, format_timestamp
 from taskcreds.errors import CredentialsExpiredError
 from taskcreds.local import AgentServer, Faults, StaticSource
+from taskcreds.local.seaweed import SeaweedFS
 
 CANARY_SECRET = "CANARYsecretKEY/do+not+print+0123456789"
 CANARY_TOKEN = "CANARYsessionTOKEN//do+not+print"
@@ -234,6 +237,11 @@ def test_doctor_invalid_id(
     failed = step(report, "http")
     assert "InvalidIdInRequest" in str(failed["detail"])
     assert "task was stopped" in str(failed["cause"])
+    # The fix says what to do, not the cause again.
+    assert failed["fix"] != failed["cause"]
+    assert "credentials ID in the URI matches what the endpoint serves" in str(failed["fix"])
+    assert "/v2/credentials/<id>" in str(failed["fix"])
+    assert "task was not stopped" in str(failed["fix"])
 
 
 @pytest.mark.parametrize(("status", "word"), [(503, "CredentialsUninitialized"), (429, "429")])
@@ -278,6 +286,158 @@ def test_doctor_unsupported_host(
     code, report, _ = doctor(capsys)
     assert code == 2
     assert step(report, "endpoint allowed")["ok"] is False
+
+
+def test_doctor_missing_token_file_is_its_own_step(
+    canary: AgentServer,
+    env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "eks-pod-identity-token"
+    env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", canary.full_uri)
+    env.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", str(missing))
+    code, report, _ = doctor(capsys)
+    assert code == 2
+    assert step(report, "endpoint allowed")["ok"] is True
+    failed = step(report, "authorization token")
+    assert failed["ok"] is False
+    assert str(missing) in str(failed["detail"])
+    assert "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE" in str(failed["cause"])
+    assert "serviceAccountName" in str(failed["fix"])
+    assert [s["name"] for s in report["steps"]][-1] == "authorization token"  # type: ignore[index]
+    missing.write_text("CANARYfileTOKEN\n")
+    code, report, out = doctor(capsys)
+    assert code == 0
+    assert step(report, "authorization token")["ok"] is True
+    assert "CANARYfileTOKEN" not in out
+
+
+def test_doctor_pod_identity_agent_without_token_says_what_to_set(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    token = tmp_path / "eks-pod-identity-token"
+    token.write_text("CANARYpodTOKEN\n")
+    expiration = datetime.now(timezone.utc) + timedelta(hours=1)
+    creds = Credentials(
+        KEY_ID, CANARY_SECRET, CANARY_TOKEN, expiration, ROLE, account_id="123456789012"
+    )
+    with AgentServer(
+        StaticSource(creds),
+        pod_identity_token_file=str(token),
+        include_role_arn=False,
+        include_account_id=True,
+    ) as server:
+        env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.base_url + "/v1/credentials")
+        code, report, _ = doctor(capsys)  # no AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE
+        assert code == 4
+        failed = step(report, "http")
+        assert "Service account token cannot be empty" in str(failed["detail"])  # plain text
+        assert "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE" in str(failed["fix"])
+        env.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", str(token))
+        code, report, out = doctor(capsys)
+        assert code == 0
+        assert "account 123456789012" in str(step(report, "response shape")["detail"])
+        assert "CANARYpodTOKEN" not in out
+
+
+def test_doctor_bad_token_variable_is_the_token_step(
+    canary: AgentServer, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", canary.full_uri)
+    env.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "CANARY\r\nX-Injected: 1")
+    code, report, out = doctor(capsys)
+    assert code == 2
+    assert step(report, "environment")["ok"] is True
+    failed = step(report, "authorization token")
+    assert failed["ok"] is False
+    assert "line break" in str(failed["detail"])
+    assert "CANARY" not in out
+
+
+@pytest.mark.parametrize("variable", ["AWS_REGION", "AWS_DEFAULT_REGION"])
+def test_doctor_malformed_region_names_the_variable(
+    variable: str,
+    canary: AgentServer,
+    env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    env.delenv("AWS_REGION", raising=False)
+    env.delenv("AWS_DEFAULT_REGION", raising=False)
+    env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", canary.full_uri)
+    env.setenv(variable, "us east 1")
+    for extra in (["--sts"], ["--bucket", "app-a"]):
+        code, report, _ = doctor(capsys, *extra)
+        assert code == 2
+        failed = step(report, "region")
+        assert failed["ok"] is False
+        assert f"{variable}='us east 1'" in str(failed["detail"])
+        assert "malformed" in str(failed["cause"])
+        assert variable in str(failed["cause"])
+        assert "cannot be reached" not in json.dumps(report)
+        assert [s["name"] for s in report["steps"]][-1] == "region"  # type: ignore[index]
+
+
+def test_doctor_region_without_any_setting(
+    canary: AgentServer,
+    env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        env.delenv(name, raising=False)
+    env.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    (tmp_path / "config").write_text("[default]\nregion = eu-west-3\n")
+    env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", canary.full_uri)
+    env.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")  # never reached: region fails first
+    env.setenv("AWS_REGION", "eu-central-1")
+    env.setenv("AWS_DEFAULT_REGION", "bad region")
+    code, report, _ = doctor(capsys, "--sts")
+    # AWS_REGION wins, so the malformed AWS_DEFAULT_REGION is never read (one resolution).
+    assert step(report, "region") == {
+        "name": "region",
+        "ok": True,
+        "detail": "eu-central-1 from AWS_REGION",
+        "cause": None,
+        "fix": None,
+        "warnings": [],
+    }
+    assert code != 0  # nothing listens on port 9
+    env.delenv("AWS_REGION")
+    env.delenv("AWS_DEFAULT_REGION")
+    (tmp_path / "config").write_text("[default]\nregion = eu west 3\n")
+    code, report, _ = doctor(capsys, "--sts")
+    assert code == 2
+    failed = step(report, "region")
+    assert "region in the AWS config file='eu west 3'" in str(failed["detail"])
+
+
+def test_doctor_sts_and_write_probe_on_seaweed_deletes_the_probe(
+    seaweed: SeaweedFS, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in seaweed.environment().items():
+        env.setenv(name, value)
+    with AgentServer(lambda: seaweed.assume_role("AppA")) as server:
+        env.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.full_uri)
+        code, report, _ = doctor(capsys, "--sts", "--bucket", "app-a", "--prefix", "doctor")
+    assert code == 0, report
+    assert step(report, "region")["detail"] == f"{seaweed.region} from AWS_REGION"
+    assert "role/AppA" in str(step(report, "sts")["detail"])
+    probe = step(report, "write probe")
+    assert probe["ok"] is True
+    assert probe["warnings"] == []  # AppA may s3:DeleteObject: the probe is gone
+    assert "s3://app-a/doctor/.taskcreds-doctor-" in str(probe["detail"])
+    with closing(seaweed.admin_client("s3")) as s3:
+        assert s3.list_objects_v2(Bucket="app-a", Prefix="doctor/").get("Contents", []) == []
+
+
+def test_doctor_help_says_what_happens_to_the_probe(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--help"]) == 0
+    out = "".join(capsys.readouterr().out.split())  # argparse wraps lines, even at a '-'
+    assert "objectisdeleted" not in out
+    assert "PREFIX.taskcreds-doctor-<32hexdigits>" in out
+    assert "thendeletesitiftherolemays3:DeleteObject" in out
+    assert "theobjectstaysatthatkey" in out
 
 
 def test_canary_never_printed_in_any_failure_mode(

@@ -429,3 +429,36 @@ def test_read_only_cannot_write(sw: SeaweedFS) -> None:
         assert info.value.action == "s3:PutObject"
         answer = http_get(up.presigned_url(key.removeprefix(PREFIX)))
     assert answer.content == b"seeded"
+
+
+# -- doctor's write probe with the least-privilege role --------------------------------------------
+
+
+def test_doctor_probe_is_left_at_its_key_without_delete_object(
+    sw: SeaweedFS, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The default features grant no s3:DeleteObject: the probe stays, as doctor --help says."""
+    for name in (
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in sw.environment().items():
+        monkeypatch.setenv(name, value)
+    prefix = f"{PREFIX}{unique('doctor')}/"
+    with AgentServer(lambda: sw.assume_role("Default")) as server:
+        monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.full_uri)
+        code = main(["doctor", "--json", "--timeout", "5", "--bucket", BUCKET, "--prefix", prefix])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    probe = report["steps"][-1]
+    assert probe["name"] == "write probe"
+    left = admin_keys(sw, BUCKET, prefix)
+    assert len(left) == 1
+    assert left[0].startswith(prefix + ".taskcreds-doctor-")
+    assert f"s3://{BUCKET}/{left[0]} " in probe["detail"]  # the step names the key it left
+    assert len(probe["warnings"]) == 1
+    assert "left behind: s3:DeleteObject refused" in probe["warnings"][0]
+    with closing(sw.admin_client("s3")) as s3:
+        s3.delete_object(Bucket=BUCKET, Key=left[0])

@@ -144,3 +144,104 @@ def test_compose_file_points_the_app_at_serve_local() -> None:
         resolve_endpoint(
             {"AWS_CONTAINER_CREDENTIALS_FULL_URI": uri}, resolver=lambda host: ["172.18.0.4"]
         )
+
+
+# -- docs/examples/kubernetes.yaml (EKS Pod Identity) ---------------------------------------------
+
+KUBERNETES = ROOT / "docs/examples/kubernetes.yaml"
+
+
+@pytest.fixture(scope="module")
+def manifests() -> dict[str, dict[str, Any]]:
+    """The documents of kubernetes.yaml by kind; each kind once."""
+    documents = [d for d in yaml.safe_load_all(KUBERNETES.read_text()) if d is not None]
+    kinds = [document["kind"] for document in documents]
+    assert sorted(kinds) == ["Deployment", "ServiceAccount"]
+    return {document["kind"]: document for document in documents}
+
+
+def test_kubernetes_service_account(manifests: dict[str, dict[str, Any]]) -> None:
+    account = manifests["ServiceAccount"]
+    assert account["apiVersion"] == "v1"
+    assert account["metadata"]["name"]
+    # No IRSA annotation: Pod Identity binds the role by an association, not an annotation.
+    assert "eks.amazonaws.com/role-arn" not in account["metadata"].get("annotations", {})
+
+
+def test_kubernetes_deployment_has_what_a_deployment_needs(
+    manifests: dict[str, dict[str, Any]],
+) -> None:
+    deployment = manifests["Deployment"]
+    account = manifests["ServiceAccount"]
+    assert deployment["apiVersion"] == "apps/v1"
+    assert deployment["metadata"]["name"]
+    assert deployment["metadata"]["namespace"] == account["metadata"]["namespace"]
+    spec = deployment["spec"]
+    selector = spec["selector"]["matchLabels"]
+    labels = spec["template"]["metadata"]["labels"]
+    assert selector
+    assert selector.items() <= labels.items()  # the selector selects the pods it makes
+    pod = spec["template"]["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    containers = pod["containers"]
+    assert containers
+    for container in containers:
+        assert container["name"]
+        assert container["image"]
+        env = {item["name"]: item.get("value") for item in container.get("env", [])}
+        assert env.get("TASKCREDS_BUCKET")
+        assert "TASKCREDS_PREFIX" in env
+        assert env.get("AWS_REGION")
+        assert not [name for name in env if SECRET_NAME.search(name)]
+        # Pod Identity injects the endpoint variables; a manifest that sets them breaks it.
+        assert not [name for name in env if name.startswith("AWS_CONTAINER_")]
+        probe = container["readinessProbe"]["exec"]["command"]
+        assert probe[-3:] == ["taskcreds", "show", "--quiet"]
+    assert not AWS_KEY.search(KUBERNETES.read_text())
+
+
+def test_kubernetes_runs_as_the_dockerfile_user(manifests: dict[str, dict[str, Any]]) -> None:
+    pod = manifests["Deployment"]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    uid = re.search(r"--uid (\d+)", DOCKERFILE.read_text())
+    assert uid is not None
+    assert pod["securityContext"]["runAsUser"] == int(uid.group(1))
+
+
+def test_kubernetes_example_matches_policy_platform_eks(
+    manifests: dict[str, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What `policy --platform eks` prints for this example fits the manifest."""
+    from taskcreds.cli import main
+
+    account = manifests["ServiceAccount"]["metadata"]
+    container = manifests["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    argv = [
+        "policy",
+        "--platform",
+        "eks",
+        "--bucket",
+        env["TASKCREDS_BUCKET"],
+        "--prefix",
+        env["TASKCREDS_PREFIX"],
+        "--account",
+        "123456789012",
+        "--cluster",
+        "prod",
+        "--namespace",
+        account["namespace"],
+        "--service-account",
+        account["name"],
+    ]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["kubernetes"]["serviceAccount"]["metadata"] == {
+        "name": account["name"],
+        "namespace": account["namespace"],
+    }
+    assert printed["kubernetes"]["podSpec"]["serviceAccountName"] == account["name"]
+    assert printed["kubernetes"]["podSpec"]["containers"][0]["env"] == [
+        {"name": "TASKCREDS_BUCKET", "value": env["TASKCREDS_BUCKET"]},
+        {"name": "TASKCREDS_PREFIX", "value": env["TASKCREDS_PREFIX"]},
+    ]

@@ -150,6 +150,7 @@ def test_kms_multi_region_key_and_china_partition() -> None:
     assert found["UseBucketKmsKeyViaS3"]["Condition"]["StringEquals"] == {
         "kms:ViaService": "s3.cn-north-1.amazonaws.com.cn"
     }
+    assert generated.task_definition is not None  # ECS: always a task definition fragment
     assert generated.task_definition["taskRoleArn"].startswith("arn:aws-cn:iam::")
 
 
@@ -500,3 +501,214 @@ def test_cli_refuses_a_trailing_newline(
     assert captured.out == ""
     assert captured.err.startswith(f"taskcreds: error: {named} {value!r} ")  # \n as repr shows it
     assert len(captured.err.splitlines()) == 2  # the error and its hint
+
+
+# -- EKS Pod Identity --------------------------------------------------------------------------------
+
+EKS: dict[str, Any] = {"platform": "eks", "account": ACCOUNT, "region": "us-east-1"}
+
+
+def test_eks_trust_policy_exact_shape() -> None:
+    generated = generate(
+        PolicyRequest(
+            "app-a", "u/", cluster="prod", namespace="web", service_account="uploader", **EKS
+        )
+    )
+    assert generated.trust_policy == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "EksPodIdentityForThisServiceAccount",
+                "Effect": "Allow",
+                "Principal": {"Service": "pods.eks.amazonaws.com"},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+                "Condition": {
+                    "StringEquals": {
+                        "aws:RequestTag/eks-cluster-name": ["prod"],
+                        "aws:RequestTag/kubernetes-namespace": ["web"],
+                        "aws:RequestTag/kubernetes-service-account": ["uploader"],
+                    }
+                },
+            }
+        ],
+    }
+    assert generated.warnings == ()
+    # The permissions do not depend on the platform.
+    ecs = generate(PolicyRequest("app-a", "u/", account=ACCOUNT, region="us-east-1"))
+    assert generated.permissions_policy == ecs.permissions_policy
+
+
+def test_eks_replaces_the_task_definition_with_kubernetes_and_the_association() -> None:
+    generated = generate(
+        PolicyRequest(
+            "app-a", "u", cluster="prod", namespace="web", service_account="uploader", **EKS
+        )
+    )
+    assert generated.task_definition is None
+    document = generated.document()
+    assert list(document) == [
+        "permissions_policy",
+        "trust_policy",
+        "kubernetes",
+        "pod_identity_association",
+    ]
+    assert document["kubernetes"] == {
+        "serviceAccount": {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "uploader", "namespace": "web"},
+        },
+        "podSpec": {
+            "serviceAccountName": "uploader",
+            "containers": [
+                {
+                    "name": "app",
+                    "env": [
+                        {"name": "TASKCREDS_BUCKET", "value": "app-a"},
+                        {"name": "TASKCREDS_PREFIX", "value": "u/"},
+                    ],
+                }
+            ],
+        },
+    }
+    assert document["pod_identity_association"] == {
+        "clusterName": "prod",
+        "namespace": "web",
+        "serviceAccount": "uploader",
+        "roleArn": "arn:aws:iam::123456789012:role/taskcreds-app",
+        "command": "aws eks create-pod-identity-association --cluster-name prod --namespace web "
+        "--service-account uploader --role-arn arn:aws:iam::123456789012:role/taskcreds-app "
+        "--region us-east-1",
+    }
+
+
+def test_eks_defaults_and_placeholders_warn() -> None:
+    generated = generate(PolicyRequest("app-a", "u/", platform="eks"))
+    assert generated.request.namespace == "default"
+    assert generated.request.service_account == "taskcreds-app"
+    tags = generated.trust_policy["Statement"][0]["Condition"]["StringEquals"]
+    assert "aws:RequestTag/eks-cluster-name" not in tags  # no cluster given: any cluster
+    association = generated.pod_identity_association
+    assert association is not None
+    assert association["command"] == (
+        "aws eks create-pod-identity-association --cluster-name '<CLUSTER_NAME>' --namespace "
+        "default --service-account taskcreds-app --role-arn "
+        "'arn:aws:iam::<ACCOUNT_ID>:role/taskcreds-app'"
+    )
+    assert any("--cluster" in w for w in generated.warnings)
+    assert any("--account" in w for w in generated.warnings)
+
+
+def test_ecs_is_the_default_and_unchanged() -> None:
+    generated = generate(PolicyRequest("app-a", "u/", account=ACCOUNT))
+    assert generated.request.platform == "ecs"
+    assert generated.request.namespace is None
+    assert set(generated.document()) == {"permissions_policy", "trust_policy", "task_definition"}
+    assert generated.kubernetes is None
+    assert generated.pod_identity_association is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("platform", "fargate", "platform"),
+        ("cluster", "-prod", "cluster"),
+        ("cluster", "a" * 101, "cluster"),
+        ("cluster", "prod\n", "cluster"),
+        ("namespace", "Web", "namespace"),
+        ("namespace", "web_1", "namespace"),
+        ("namespace", "a" * 64, "namespace"),
+        ("namespace", "web\n", "namespace"),
+        ("namespace", "", "namespace"),
+        ("service_account", "Uploader", "service account"),
+        ("service_account", "up..loader", "service account"),
+        ("service_account", "-up", "service account"),
+        ("service_account", "a" * 254, "service account"),
+        ("service_account", "uploader\n", "service account"),
+    ],
+)
+def test_eks_bad_fields_refused_naming_the_field(field: str, value: str, named: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        generate(PolicyRequest("app-a", **{"platform": "eks", field: value}))  # type: ignore[arg-type]
+    assert info.value.message.startswith(f"{named} {value!r} ")
+
+
+@pytest.mark.parametrize("account", ["uploader", "a.b-c", "a" * 63 + "." + "b" * 63])
+def test_eks_valid_service_accounts(account: str) -> None:
+    generate(PolicyRequest("app-a", platform="eks", service_account=account))
+
+
+@pytest.mark.parametrize("field", ["namespace", "service_account"])
+def test_kubernetes_fields_need_platform_eks(field: str) -> None:
+    with pytest.raises(ConfigError, match="--platform eks"):
+        generate(PolicyRequest("app-a", **{field: "web"}))  # type: ignore[arg-type]
+
+
+EKS_ARGS = [
+    "policy",
+    "--platform",
+    "eks",
+    "--bucket",
+    "app-a",
+    "--prefix",
+    "uploads/",
+    "--account",
+    ACCOUNT,
+    "--region",
+    "us-east-1",
+    "--cluster",
+    "prod",
+    "--namespace",
+    "web",
+    "--service-account",
+    "uploader",
+]
+
+
+def test_cli_eks_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(EKS_ARGS) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    document = json.loads(captured.out)
+    assert "task_definition" not in document
+    assert document["trust_policy"]["Statement"][0]["Principal"] == {
+        "Service": "pods.eks.amazonaws.com"
+    }
+    assert document["kubernetes"]["podSpec"]["serviceAccountName"] == "uploader"
+    assert document["pod_identity_association"]["command"].startswith(
+        "aws eks create-pod-identity-association --cluster-name prod --namespace web "
+        "--service-account uploader --role-arn arn:aws:iam::123456789012:role/taskcreds-app"
+    )
+
+
+def test_cli_eks_text(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*EKS_ARGS, "--format", "text"]) == 0
+    out = capsys.readouterr().out
+    assert "== Task definition" not in out
+    for heading in ("== Permissions policy", "== Trust policy", "== Kubernetes", "== Pod Identity"):
+        assert heading in out
+    assert re.search(r"^  - EksPodIdentityForThisServiceAccount: \S", out, re.M)
+    assert re.search(r"^\$ aws eks create-pod-identity-association --cluster-name prod ", out, re.M)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--platform", "eks", "--namespace", "Web"], "namespace 'Web' "),
+        (["--platform", "eks", "--service-account", "a_b"], "service account 'a_b' "),
+        (["--platform", "eks", "--cluster", "prod\n"], "cluster 'prod\\n' "),
+        (["--namespace", "web"], "--platform eks"),
+    ],
+)
+def test_cli_eks_bad_input_exits_1(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["policy", "--bucket", "app-a", *args]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert message in captured.err
+
+
+def test_cli_unknown_platform_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy", "--bucket", "app-a", "--platform", "lambda"]) == 1
+    assert "--platform" in capsys.readouterr().err
