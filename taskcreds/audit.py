@@ -1,7 +1,7 @@
 """Parse and summarise the ECS agent's credential audit log. Pure: no printing, no CLI.
 
 The agent writes one line per credentials request to ``/var/log/ecs/audit.log`` on the container
-instance (format in shared/CONTRACT.md)::
+instance (format in docs/agent-contract.md, "The ECS agent's audit log")::
 
     <time> <status> <ip:port> "<path>" "<user agent>" <task ARN> <event type> <version>
         <cluster> <container instance ARN>      (all on one line)

@@ -5,7 +5,10 @@ TaskCredsError
 ├── ConfigError (also ValueError)
 │   ├── NotInContainerError          neither container variable is set
 │   ├── UnsupportedHostError         FULL_URI host not allowed
-│   └── TokenError                   token file missing/unreadable, or CR/LF in the token
+│   ├── TokenError                   token file missing/unreadable, or CR/LF in the token
+│   ├── DependencyMissingError       an optional extra is missing: .extra; hint: the pip command
+│   │   └── WeedNotFoundError        no SeaweedFS `weed` binary (also a SeaweedError)
+│   └── CredentialSourceError        taskcreds.local: serve-local's AWS source failed (.code)
 ├── EndpointError                    carries .url (never the token)
 │   ├── EndpointUnreachableError     refused, reset, DNS, timeout
 │   └── EndpointHTTPError            .status .code .message (agent JSON or text)
@@ -13,11 +16,18 @@ TaskCredsError
 ├── MalformedResponseError           names the bad field, never echoes a secret
 ├── CredentialsExpiredError
 ├── InternalError                    a bug: something raised what it does not describe
-└── UploadError
-    ├── AccessDeniedError            .bucket .key .action (the IAM action that was missing)
-    ├── ObjectExistsError            no-overwrite write found the key taken
-    └── KeyOutsidePrefixError (also ValueError)
+├── UploadError
+│   ├── AccessDeniedError            .bucket .key .action (the IAM action that was missing)
+│   ├── ObjectExistsError            no-overwrite write found the key taken
+│   └── KeyOutsidePrefixError (also ValueError)
+└── SeaweedError (also RuntimeError) the local SeaweedFS (taskcreds.local.seaweed) failed
+    ├── SeaweedPortError             no free ports, or weed found them taken on every attempt
+    └── WeedNotFoundError            (above: also a DependencyMissingError, so exit code 2)
 ```
+
+Every class is defined here except ``CredentialSourceError``, which lives in
+:mod:`taskcreds.local` (next to the sources that raise it) and derives from ``ConfigError``.
+:mod:`taskcreds.local.seaweed` re-exports the three SeaweedFS errors.
 
 Every error has a one-line ``hint`` saying what to do about it, and ``retryable`` says whether
 trying the same call again later can succeed. No message ever contains a secret key, a session
@@ -32,6 +42,7 @@ __all__ = [
     "AccessDeniedError",
     "ConfigError",
     "CredentialsExpiredError",
+    "DependencyMissingError",
     "EndpointError",
     "EndpointHTTPError",
     "EndpointUnreachableError",
@@ -40,11 +51,14 @@ __all__ = [
     "MalformedResponseError",
     "NotInContainerError",
     "ObjectExistsError",
+    "SeaweedError",
+    "SeaweedPortError",
     "TaskCredsError",
     "ThrottledError",
     "TokenError",
     "UnsupportedHostError",
     "UploadError",
+    "WeedNotFoundError",
 ]
 
 
@@ -218,3 +232,36 @@ class ObjectExistsError(UploadError):
 
 class KeyOutsidePrefixError(UploadError, ValueError):
     """The key would leave the uploader's bound prefix, or is not a safe S3 key."""
+
+
+class DependencyMissingError(ConfigError):
+    """An optional part of taskcreds (a pip extra, or the program it brings) is not installed.
+
+    ``extra`` names the extra that brings it; the hint is the exact command that installs it.
+    """
+
+    def __init__(self, message: str, *, extra: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint or f"pip install 'taskcreds[{extra}]'")
+        #: The pip extra that brings what is missing (``"demo"``: ``taskcreds[demo]``).
+        self.extra = extra
+
+
+class SeaweedError(TaskCredsError, RuntimeError):
+    """The local SeaweedFS (:mod:`taskcreds.local.seaweed`) could not be found, started or driven.
+
+    The message of a start-up failure ends with the last lines weed wrote.
+    """
+
+
+class SeaweedPortError(SeaweedError):
+    """No free ports for weed on 127.0.0.1, or weed found them taken on every attempt."""
+
+    retryable = True
+
+
+class WeedNotFoundError(SeaweedError, DependencyMissingError):
+    """No ``weed`` binary: ``$TASKCREDS_WEED`` is not an executable file, or (with it unset)
+    there is none next to the interpreter or on PATH. The ``demo`` extra brings one."""
+
+    def __init__(self, message: str, *, extra: str = "demo", hint: str | None = None) -> None:
+        DependencyMissingError.__init__(self, message, extra=extra, hint=hint)

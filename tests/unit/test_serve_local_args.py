@@ -468,3 +468,83 @@ def test_invalid_credentials_fail_get_caller_identity(sessions: Callable[..., Fa
 def test_session_source_without_credentials(sessions: Callable[..., FakeSession]) -> None:
     with pytest.raises(CredentialSourceError, match="no AWS credentials found"):
         SessionCredentialsSource(sessions(None), clock=Clock())()  # type: ignore[arg-type]
+
+
+# --- the warning for listening off loopback
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_loopback_gets_no_warning(host: str) -> None:
+    assert serve_local_command.exposure_warning(host, 51679) is None
+
+
+@pytest.mark.parametrize(
+    "host", ["169.254.170.2", "169.254.170.23", "fd00:ec2::23", "[fd00:ec2::23]"]
+)
+def test_an_agent_address_is_not_said_to_be_refused_by_clients(host: str) -> None:
+    warning = serve_local_command.exposure_warning(host, 80)
+    assert warning is not None
+    assert warning.startswith(
+        f"listening on {host}: whoever reaches port 80 gets these credentials"
+    )
+    assert "every SDK accepts FULL_URI over http" in warning
+    assert "only" not in warning
+    assert "TASKCREDS_ALLOWED_HOSTS" not in warning
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.7", "172.18.0.2", "dev-box"])
+def test_other_hosts_say_which_hosts_clients_accept(host: str) -> None:
+    warning = serve_local_command.exposure_warning(host, 51679)
+    assert warning is not None
+    assert warning.startswith(f"listening on {host}: whoever reaches port 51679 gets these")
+    assert (
+        "clients accept FULL_URI over http only to loopback or 169.254.170.2, 169.254.170.23,"
+        " fd00:ec2::23" in warning
+    )
+    assert "TASKCREDS_ALLOWED_HOSTS=<name>" in warning
+
+
+def test_the_metadata_address_is_never_a_client_host() -> None:
+    warning = serve_local_command.exposure_warning("169.254.169.254", 80)
+    assert warning is not None
+    assert "no client sends FULL_URI requests to 169.254.169.254" in warning
+    assert "TASKCREDS_ALLOWED_HOSTS" not in warning
+
+
+class ListeningOn:
+    """What ``_announce`` reads of an AgentServer, for a server that is never started."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.credentials_id = "local-dev"
+        self.relative_uri = "/v2/credentials/local-dev"
+        self.base_url = f"http://{host}:{port}"
+
+
+@pytest.mark.parametrize(
+    ("host", "refused_claim"), [("169.254.170.2", False), ("10.0.0.7", True), ("127.0.0.1", None)]
+)
+def test_the_announcement_warns_as_the_host_deserves(host: str, refused_claim: bool | None) -> None:
+    import io
+
+    from taskcreds.cli._common import Output
+
+    output = Output(json_mode=True, out=io.StringIO(), err=io.StringIO())
+    args = argparse.Namespace(fake=True, role_arn=None, allow_host=[], compat_paths=False)
+    serve_local_command._announce(
+        ListeningOn(host, 80),  # type: ignore[arg-type]
+        args,
+        output,
+        "fake credentials",
+        None,
+    )
+    warnings = [line for line in output.err.getvalue().splitlines() if line.startswith("warning:")]
+    document = json.loads(output.out.getvalue())
+    assert document["environment"] == {
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"http://{host}:80/v2/credentials/local-dev"
+    }
+    if refused_claim is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1
+        assert ("accept FULL_URI over http only" in warnings[0]) is refused_claim
