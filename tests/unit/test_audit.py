@@ -1,6 +1,6 @@
 """taskcreds.audit: the line parser, user agents, time bounds, file discovery and the summary.
 
-Every log here is written in the agent's documented format (shared/CONTRACT.md, "Audit log").
+Every log here is written in the agent's documented format (docs/agent-contract.md, "The audit log").
 """
 
 from __future__ import annotations
