@@ -4,7 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit demo bench clean
+# `make test-min`: the package with the lowest versions pyproject.toml allows, in its own venv.
+MIN_VENV  := .venv-min
+MIN_BIN   := $(MIN_VENV)/bin
+MIN_PINS  := $(MIN_VENV)/min-pins.txt
+MIN_TOOLS := pytest pytest-socket pytest-timeout hypothesis pyyaml awscli "tomli; python_version < '3.11'"
+
+.PHONY: test test-min lint typecheck unit demo bench dist clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +30,30 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# The unit tests against the lower bounds: the runtime dependencies and the demo extra pinned
+# exactly to their `>=` versions (tools/min_pins.py reads them from pyproject.toml), the test
+# tools at their newest. The venv is made anew every time, so nothing newer lingers in it.
+test-min: $(STAMP)
+	rm -rf $(MIN_VENV)
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(BIN)/python tools/min_pins.py --extra demo > $(MIN_PINS)
+	@echo "lower bounds:" $$(cat $(MIN_PINS))
+	$(MIN_BIN)/python -m pip install --quiet --disable-pip-version-check \
+		--constraint $(MIN_PINS) -e '.[demo]' $(MIN_TOOLS)
+	$(MIN_BIN)/python -m pip check
+	$(MIN_BIN)/pytest tests/unit
+
 demo: $(STAMP)
 	$(BIN)/python -m taskcreds demo
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# The sdist and the wheel in dist/, built by PyPA build in an isolated environment, then checked.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(MIN_VENV) dist build .mypy_cache .pytest_cache .ruff_cache .hypothesis
