@@ -29,7 +29,7 @@ from taskcreds.errors import (
     UnsupportedHostError,
     UploadError,
 )
-from taskcreds.provider import CredentialProvider, get_credentials
+from taskcreds.provider import CredentialProvider, default_provider, get_credentials
 
 if TYPE_CHECKING:
     import boto3
@@ -59,6 +59,7 @@ __all__ = [
     "UploadError",
     "Uploader",
     "__version__",
+    "default_provider",
     "get_credentials",
     "resolve_endpoint",
     "session",

@@ -11,9 +11,9 @@ Freshness has three states, like google-auth's ``TokenState``:
   cached set is still valid, it is returned with a warning; only expired credentials raise
   :class:`~taskcreds.errors.CredentialsExpiredError`.
 
-The windows scale with the set's lifetime L (see :func:`refresh_schedule`), so 15-minute STS
+The windows scale with the set's lifetime L (see :mod:`taskcreds._schedule`), so 15-minute STS
 sessions are not refreshed on every call (botocore#2189) and 6-hour ECS sets refresh 15 minutes
-early, as botocore does.
+early, as botocore does. The background refresh is :mod:`taskcreds._prefetch`'s.
 """
 
 from __future__ import annotations
@@ -27,23 +27,33 @@ import time
 import traceback
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from types import TracebackType
 
 import requests
-import tenacity
 
+from taskcreds._prefetch import PrefetchWorker
+from taskcreds._schedule import (
+    ADVISORY_WINDOW,
+    MANDATORY_WINDOW,
+    Cached,
+    RefreshSchedule,
+    refresh_schedule,
+    retry_delay,
+    schedule_for,
+)
 from taskcreds.credentials import Credentials
-from taskcreds.endpoint import Endpoint, Resolver, resolve_endpoint, system_resolver
+from taskcreds.endpoint import Endpoint, Resolver, system_resolver
 from taskcreds.errors import CredentialsExpiredError, InternalError, TaskCredsError
-from taskcreds.fetch import DEFAULT_DEADLINE, Fetcher, Monotonic, Sleep
+from taskcreds.fetch import DEFAULT_DEADLINE, Monotonic, Sleep
+from taskcreds.sources import CredentialSource, EndpointFetcher, EndpointSource
 
 __all__ = [
     "ADVISORY_WINDOW",
     "MANDATORY_WINDOW",
     "CredentialProvider",
     "RefreshSchedule",
+    "default_provider",
     "get_credentials",
     "refresh_schedule",
     "retry_delay",
@@ -51,20 +61,8 @@ __all__ = [
 
 logger = logging.getLogger("taskcreds")
 
-#: botocore's advisory window: ECS vends sets that live for hours, and 15 minutes of slack rides
-#: out an agent restart. Scaled down to L/3 for short-lived sets.
-ADVISORY_WINDOW = timedelta(minutes=15)
-#: botocore's mandatory window; scaled down to L/6 for short-lived sets.
-MANDATORY_WINDOW = timedelta(minutes=10)
-#: Jitter moves the advisory point earlier by up to this much (or L/12), so that many processes
-#: started together (a service's tasks, a pre-fork server's workers) do not refresh in lockstep.
-_ADVISORY_JITTER = timedelta(minutes=5)
-#: Bounds of the pause between refresh tries while a cached set is still usable.
-_RETRY_MIN_SECONDS = 1.0
-_RETRY_MAX_SECONDS = 60.0
-#: Backoff bounds of the prefetch thread after failures.
-_PREFETCH_BACKOFF_BASE = 1.0
-_PREFETCH_BACKOFF_CAP = 60.0
+#: How long close() waits for the prefetch thread, for a source that names no deadline.
+_DEFAULT_JOIN_SECONDS = 2 * DEFAULT_DEADLINE
 
 Clock = Callable[[], datetime]
 
@@ -73,64 +71,19 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@dataclass(frozen=True)
-class RefreshSchedule:
-    """How many seconds before expiry each refresh point lies (jitter included)."""
-
-    advisory: float
-    mandatory: float
-
-
-def refresh_schedule(
-    lifetime: float, uniform: Callable[[], float] = random.random
-) -> RefreshSchedule:
-    """The refresh points for a set that lives ``lifetime`` seconds.
-
-    advisory = min(15 min, L/3), mandatory = min(10 min, L/6); jitter (``uniform()`` in [0, 1))
-    only ever moves a point earlier, and never moves the mandatory point before the advisory one.
-    """
-    lifetime = max(lifetime, 0.0)
-    advisory = min(ADVISORY_WINDOW.total_seconds(), lifetime / 3)
-    mandatory = min(MANDATORY_WINDOW.total_seconds(), lifetime / 6)
-    advisory_jitter = uniform() * min(_ADVISORY_JITTER.total_seconds(), lifetime / 12)
-    mandatory_jitter = uniform() * (advisory - mandatory) / 2
-    return RefreshSchedule(advisory + advisory_jitter, mandatory + mandatory_jitter)
-
-
-def retry_delay(seconds_to_expiry: float) -> float:
-    """Pause before trying again while a cached set is still usable: 1/20 of what is left,
-    within 1 s and 60 s, so a failing agent is not hammered and expiry is not missed."""
-    return min(_RETRY_MAX_SECONDS, max(_RETRY_MIN_SECONDS, seconds_to_expiry / 20))
-
-
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    """One installed set and its refresh points, on the monotonic clock."""
-
-    credentials: Credentials
-    lifetime: float
-    expires_at: float
-    advisory_at: float
-    mandatory_at: float
-    #: When the next refresh is due: the advisory point, or for a set that arrived already
-    #: inside its window, a short pause from now (never per call).
-    refresh_at: float
-
-
-class _Closed(Exception):
-    """The provider was closed while its prefetch thread slept."""
-
-
 _PLACEHOLDER = Credentials("-", "-", "-", datetime(1970, 1, 1, tzinfo=timezone.utc))
 _providers: weakref.WeakSet[CredentialProvider] = weakref.WeakSet()
 
 
 class CredentialProvider:
-    """Caches the task role's credentials and refreshes them before they expire.
+    """Caches credentials from a source and refreshes them before they expire.
 
-    Thread-safe and fork-safe. ``environ`` defaults to ``os.environ`` (read now, not at import);
-    ``timeout`` bounds one whole fetch, retries included. ``clock`` (aware UTC), ``monotonic``,
-    ``sleep``, ``session`` and ``resolver`` are injectable for tests.
+    ``CredentialProvider(environ)`` caches the container endpoint the environment names
+    (an :class:`~taskcreds.sources.EndpointSource`); :meth:`from_source` caches any
+    :class:`~taskcreds.sources.CredentialSource`. Thread-safe and fork-safe. ``environ``
+    defaults to ``os.environ`` (read now, not at import); ``timeout`` bounds one whole fetch,
+    retries included. ``clock`` (aware UTC), ``monotonic``, ``sleep``, ``session``, ``resolver``
+    and ``fetcher`` are injectable for tests.
     """
 
     def __init__(
@@ -145,44 +98,86 @@ class CredentialProvider:
         sleep: Sleep = time.sleep,
         session: requests.Session | None = None,
         resolver: Resolver = system_resolver,
-        fetcher: Fetcher | None = None,
+        fetcher: EndpointFetcher | None = None,
         jitter: Callable[[], float] = random.random,
     ) -> None:
-        self._endpoint = resolve_endpoint(environ, allowed_hosts=allowed_hosts, resolver=resolver)
-        self._fetcher = fetcher or Fetcher(
-            session=session, deadline=timeout, sleep=sleep, monotonic=monotonic
+        source = EndpointSource(
+            environ,
+            allowed_hosts=allowed_hosts,
+            timeout=timeout,
+            session=session,
+            resolver=resolver,
+            sleep=sleep,
+            monotonic=monotonic,
+            fetcher=fetcher,
         )
+        self._setup(source, prefetch=prefetch, clock=clock, monotonic=monotonic, jitter=jitter)
+
+    @classmethod
+    def from_source(
+        cls,
+        source: CredentialSource,
+        *,
+        prefetch: bool = False,
+        clock: Clock = _utcnow,
+        monotonic: Monotonic = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+    ) -> CredentialProvider:
+        """A provider that caches ``source`` with the same windows, single flight, stale-on-error,
+        jitter and prefetch as the container endpoint gets."""
+        provider = cls.__new__(cls)
+        provider._setup(source, prefetch=prefetch, clock=clock, monotonic=monotonic, jitter=jitter)
+        return provider
+
+    def _setup(
+        self,
+        source: CredentialSource,
+        *,
+        prefetch: bool,
+        clock: Clock,
+        monotonic: Monotonic,
+        jitter: Callable[[], float],
+    ) -> None:
+        self._source = source
         self._clock = clock
         self._monotonic = monotonic
         self._jitter = jitter
-        self._prefetch = prefetch
         # The hot path reads only this pair: the set to hand out, and until when without asking.
         self._fast: tuple[Credentials, float] = (_PLACEHOLDER, -math.inf)
-        self._cached: _Cached | None = None
+        self._cached: Cached | None = None
         self._attempts = 0
         self._last_error: TaskCredsError | None = None
-        self._prefetch_healthy = prefetch
-        self._closed = threading.Event()
-        self._new_thread_state()
+        self._lock = threading.Lock()
+        self._worker = (
+            PrefetchWorker(due=self._prefetch_due, refresh=self._prefetch_once, monotonic=monotonic)
+            if prefetch
+            else None
+        )
         _providers.add(self)
 
-    def _new_thread_state(self) -> None:
-        was_closed = self._closed.is_set()
-        self._lock = threading.Lock()
-        self._closed = threading.Event()
-        if was_closed:  # a provider closed in the parent stays closed in a forked child
-            self._closed.set()
-        self._thread: threading.Thread | None = None
+    @property
+    def source(self) -> CredentialSource:
+        """What this provider caches."""
+        return self._source
 
     @property
     def endpoint(self) -> Endpoint:
-        """Where credentials come from: URL and token source (never the token)."""
-        return self._endpoint
+        """Where credentials come from: URL and token source (never the token).
+
+        Raises :class:`AttributeError` for a provider made with :meth:`from_source` whose source
+        is not an endpoint.
+        """
+        endpoint: Endpoint | None = getattr(self._source, "endpoint", None)
+        if endpoint is None:
+            raise AttributeError(f"{self._source!r} is not a credentials endpoint")
+        return endpoint
 
     def __repr__(self) -> str:
         cached = self._cached
         expiry = cached.credentials.expiration.isoformat() if cached else None
-        return f"CredentialProvider(url={self._endpoint.display_url!r}, expiration={expiry!r})"
+        endpoint: Endpoint | None = getattr(self._source, "endpoint", None)
+        where = f"url={endpoint.display_url!r}" if endpoint else f"source={self._source!r}"
+        return f"CredentialProvider({where}, expiration={expiry!r})"
 
     def get(self) -> Credentials:
         """The current credentials, from the cache unless a refresh is due."""
@@ -206,16 +201,16 @@ class CredentialProvider:
 
     def close(self) -> None:
         """Stop the prefetch thread, if any; the cached set stays usable and callers refresh it."""
-        self._closed.set()
-        with self._lock:  # not between an install's two writes
-            self._prefetch_healthy = False
-            cached = self._cached
-            if cached is not None:  # callers take refreshing back from the thread
-                self._fast = (cached.credentials, min(self._fast[1], cached.refresh_at))
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=self._fetcher.deadline * 2)
-        self._fetcher.close()  # pooled connections; a later refresh opens new ones
+        worker = self._worker
+        if worker is not None:
+            with self._lock:  # not between an install's two writes
+                worker.stop()
+                cached = self._cached
+                if cached is not None:  # callers take refreshing back from the thread
+                    self._fast = (cached.credentials, min(self._fast[1], cached.refresh_at))
+            deadline = getattr(self._source, "deadline", None)
+            worker.join(timeout=2 * deadline if deadline else _DEFAULT_JOIN_SECONDS)
+        self._source.close()  # pooled connections; a later refresh opens new ones
 
     def __enter__(self) -> CredentialProvider:
         return self
@@ -292,7 +287,7 @@ class CredentialProvider:
         """
         try:
             try:
-                credentials = self._fetcher.fetch(self._endpoint).credentials
+                credentials = self._source.fetch()
                 self._install(credentials)
             except TaskCredsError:
                 raise
@@ -319,33 +314,15 @@ class CredentialProvider:
                 f"{credentials.expiration.isoformat()}",
                 hint="check this machine's clock (the expiry is absolute UTC time)",
             )
-        previous = self._cached
-        same_set = previous is not None and (
-            previous.credentials.access_key_id == credentials.access_key_id
-        )
-        # The same set again keeps its first-seen lifetime, so its windows do not shrink each time.
-        lifetime = previous.lifetime if same_set and previous is not None else left
-        schedule = refresh_schedule(lifetime, self._jitter)
-        expires_at = now + left
-        advisory_at = expires_at - schedule.advisory
-        refresh_at = advisory_at
-        if refresh_at <= now:
-            refresh_at = min(now + retry_delay(left), expires_at)
-        cached = _Cached(
-            credentials=credentials,
-            lifetime=lifetime,
-            expires_at=expires_at,
-            advisory_at=advisory_at,
-            mandatory_at=expires_at - schedule.mandatory,
-            refresh_at=refresh_at,
-        )
+        cached = schedule_for(credentials, left, now, self._cached, self._jitter)
         self._cached = cached
-        fresh_until = refresh_at
+        fresh_until = cached.refresh_at
         if self._prefetch_active():
             # The thread refreshes at refresh_at; callers need not until the mandatory point.
-            fresh_until = max(refresh_at, cached.mandatory_at)
+            fresh_until = max(cached.refresh_at, cached.mandatory_at)
         self._fast = (credentials, fresh_until)
-        self._ensure_prefetch_thread()
+        if self._worker is not None:
+            self._worker.ensure_running()
 
     def _back_off(self) -> None:
         """After a failure: keep handing out a still-valid set for a while without blocking."""
@@ -360,65 +337,30 @@ class CredentialProvider:
     # -- prefetch ------------------------------------------------------------------------------
 
     def _prefetch_active(self) -> bool:
-        return self._prefetch and self._prefetch_healthy and not self._closed.is_set()
+        worker = self._worker
+        return worker is not None and worker.healthy and not worker.stopped
 
-    def _ensure_prefetch_thread(self) -> None:
-        if not self._prefetch or self._closed.is_set():
-            return
-        thread = self._thread
-        if thread is None or not thread.is_alive():
-            self._prefetch_healthy = True
-            self._thread = threading.Thread(
-                target=self._prefetch_loop, name="taskcreds-prefetch", daemon=True
-            )
-            self._thread.start()
-
-    def _prefetch_loop(self) -> None:
-        retrying = tenacity.Retrying(
-            # Every failure is retried: only close() (``_Closed``) ends the thread.
-            retry=tenacity.retry_if_not_exception_type(_Closed),
-            wait=tenacity.wait_random_exponential(
-                multiplier=_PREFETCH_BACKOFF_BASE, max=_PREFETCH_BACKOFF_CAP
-            ),
-            sleep=self._sleep_unless_closed,
-            before_sleep=self._prefetch_failed,
-        )
-        try:
-            while True:
-                cached = self._cached
-                wait = cached.refresh_at - self._monotonic() if cached is not None else 0.0
-                self._sleep_unless_closed(max(wait, 0.0))
-                retrying(self._prefetch_once)
-        except _Closed:
-            return
+    def _prefetch_due(self) -> float | None:
+        cached = self._cached
+        return cached.refresh_at if cached is not None else None
 
     def _prefetch_once(self) -> None:
+        worker = self._worker
+        assert worker is not None
         with self._lock:
             cached = self._cached
             if cached is not None and self._monotonic() < cached.refresh_at:
                 return  # a caller refreshed meanwhile
-            self._prefetch_healthy = True  # so the new set's fast path leaves refreshing to us
+            worker.healthy = True  # so the new set's fast path leaves refreshing to the thread
             self._fetch_and_install()
-
-    def _prefetch_failed(self, state: tenacity.RetryCallState) -> None:
-        # Hand refreshing back to callers (the synchronous path) until the thread succeeds again;
-        # the failed fetch already set when callers may next try (see _back_off).
-        self._prefetch_healthy = False
-        exc = state.outcome.exception() if state.outcome is not None else None
-        logger.warning(
-            "prefetching credentials failed; retrying in %.1f s: %s", state.upcoming_sleep, exc
-        )
-
-    def _sleep_unless_closed(self, seconds: float) -> None:
-        if self._closed.wait(seconds):
-            raise _Closed
 
     def _after_fork_in_child(self) -> None:
         # Locks may have been held by threads that do not exist in the child, and pooled
         # connections share sockets with the parent; the cached set is still good.
-        self._new_thread_state()
-        self._fetcher.reset_after_fork()
-        self._prefetch_healthy = False
+        self._lock = threading.Lock()
+        if self._worker is not None:
+            self._worker.reset_after_fork()
+        self._source.reset_after_fork()
         cached = self._cached
         if cached is not None:  # no thread here yet: callers refresh until one starts
             self._fast = (cached.credentials, min(self._fast[1], cached.refresh_at))
@@ -453,16 +395,21 @@ _default_lock = threading.Lock()
 
 
 def get_credentials() -> Credentials:
-    """The current credentials from one process-wide provider, created on first use."""
+    """The current credentials from the process-wide provider (:func:`default_provider`)."""
     provider = _default_provider
     if provider is None:
-        provider = _get_default_provider()
+        provider = default_provider()
     return provider.get()
 
 
-def _get_default_provider() -> CredentialProvider:
+def default_provider() -> CredentialProvider:
+    """The process-wide provider that :func:`get_credentials`, :func:`taskcreds.session` and
+    :class:`taskcreds.Uploader` use unless given one; made on first use from ``os.environ``."""
     global _default_provider  # noqa: PLW0603 - one provider per process is the point
     with _default_lock:
         if _default_provider is None:
             _default_provider = CredentialProvider()
         return _default_provider
+
+
+_get_default_provider = default_provider  # the name the uploader used; it goes with its split

@@ -21,7 +21,7 @@ def provider() -> CredentialProvider:
         ENVIRON,
         clock=fake_time.clock,
         monotonic=fake_time.monotonic,
-        fetcher=FakeFetcher(fake_time),  # type: ignore[arg-type]
+        fetcher=FakeFetcher(fake_time),
     )
 
 

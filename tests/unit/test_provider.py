@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import taskcreds
 from taskcreds import CredentialProvider, Credentials, CredentialsExpiredError
 from taskcreds.endpoint import Endpoint
 from taskcreds.errors import EndpointUnreachableError, InternalError
@@ -89,18 +90,15 @@ class FakeFetcher:
         pass
 
 
-def make_provider(
-    lifetime: float = 6 * 3600, **kwargs: object
-) -> tuple[CredentialProvider, FakeFetcher, FakeTime]:
+def make_provider(lifetime: float = 6 * 3600) -> tuple[CredentialProvider, FakeFetcher, FakeTime]:
     fake_time = FakeTime()
     fetcher = FakeFetcher(fake_time, lifetime)
     provider = CredentialProvider(
         ENVIRON,
         clock=fake_time.clock,
         monotonic=fake_time.monotonic,
-        fetcher=fetcher,  # type: ignore[arg-type]
+        fetcher=fetcher,
         jitter=lambda: 0.0,
-        **kwargs,  # type: ignore[arg-type]
     )
     return provider, fetcher, fake_time
 
@@ -381,20 +379,20 @@ def test_prefetch_refreshes_in_background() -> None:
     fetcher = RealTimeFetcher(lifetime=1.5)  # advisory point 0.5 s before expiry
     with CredentialProvider(
         ENVIRON, fetcher=fetcher, prefetch=True, jitter=lambda: 0.0
-    ) as provider:  # type: ignore[arg-type]
+    ) as provider:
         provider.get()
         assert fetcher.second.wait(5)
         assert fetcher.threads[1] == "taskcreds-prefetch"
         assert provider.get().access_key_id == f"ASIA{2:016d}"
-    assert provider._thread is not None
-    assert not provider._thread.is_alive()
+    assert provider._worker is not None
+    assert not provider._worker.running
 
 
 def test_prefetch_failure_hands_over_to_callers() -> None:
     fetcher = RealTimeFetcher(lifetime=1.5)
     with CredentialProvider(
         ENVIRON, fetcher=fetcher, prefetch=True, jitter=lambda: 0.0
-    ) as provider:  # type: ignore[arg-type]
+    ) as provider:
         first = provider.get()
         fetcher.failure = FAILURE
         fetcher.fail_only_in = "taskcreds-prefetch"  # the agent fails for the thread only
@@ -443,7 +441,7 @@ def test_prefetch_same_set_inside_window_is_not_a_busy_loop() -> None:
     fetcher.same_set = True  # ...and every refresh returns that same set again
     with CredentialProvider(
         ENVIRON, fetcher=fetcher, prefetch=True, jitter=lambda: 0.0
-    ) as provider:  # type: ignore[arg-type]
+    ) as provider:
         provider.get()
         time.sleep(1.4)  # into the window, almost to expiry
     assert 2 <= fetcher.calls <= 3
@@ -451,7 +449,7 @@ def test_prefetch_same_set_inside_window_is_not_a_busy_loop() -> None:
 
 def test_close_hands_refreshing_back_to_callers() -> None:
     fetcher = RealTimeFetcher(lifetime=3600)
-    provider = CredentialProvider(ENVIRON, fetcher=fetcher, prefetch=True, jitter=lambda: 0.0)  # type: ignore[arg-type]
+    provider = CredentialProvider(ENVIRON, fetcher=fetcher, prefetch=True, jitter=lambda: 0.0)
     provider.get()
     cached = provider._cached
     assert cached is not None
@@ -523,15 +521,15 @@ def test_prefetch_thread_survives_an_unexpected_exception() -> None:
     fetcher.fetch = fetch  # type: ignore[method-assign]
     with CredentialProvider(
         ENVIRON,
-        fetcher=fetcher,  # type: ignore[arg-type]
+        fetcher=fetcher,
         prefetch=True,
         jitter=lambda: 0.0,
     ) as provider:
         provider.get()
         assert recovered.wait(5)
         assert fetcher.second.wait(10)
-        assert provider._thread is not None
-        assert provider._thread.is_alive()
+        assert provider._worker is not None
+        assert provider._worker.running
         assert fetcher.threads.count("taskcreds-prefetch") >= 2
 
 
@@ -545,3 +543,83 @@ def test_far_future_expiration_is_cached_and_not_refetched() -> None:
     fake_time.advance(365 * 24 * 3600)
     assert provider.get() is far
     assert fetcher.calls == 1
+
+
+# -- any source: from_source and the default provider ------------------------------------------
+
+
+class CountingSource:
+    """A CredentialSource that mints a set per fetch."""
+
+    def __init__(self, fake_time: FakeTime, lifetime: float = 900) -> None:
+        self.time = fake_time
+        self.lifetime = lifetime
+        self.fetches = 0
+        self.closed = 0
+        self.forked = 0
+
+    def fetch(self) -> Credentials:
+        self.fetches += 1
+        return Credentials(
+            f"ASIA{self.fetches:016d}",
+            "s",
+            "t",
+            self.time.clock() + timedelta(seconds=self.lifetime),
+        )
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def reset_after_fork(self) -> None:
+        self.forked += 1
+
+
+def test_from_source_caches_any_source_with_the_same_windows() -> None:
+    from taskcreds.sources import CredentialSource
+
+    fake_time = FakeTime()
+    source = CountingSource(fake_time, lifetime=900)
+    assert isinstance(source, CredentialSource)
+    provider = CredentialProvider.from_source(
+        source, clock=fake_time.clock, monotonic=fake_time.monotonic, jitter=lambda: 0.0
+    )
+    first = provider.get()
+    for _ in range(100):
+        assert provider.get() is first
+    fake_time.advance(900 - 300 + 1)  # inside the advisory window, min(15 min, L/3) = 300 s
+    assert provider.get() is not first
+    assert source.fetches == 2
+    assert provider.source is source
+    with pytest.raises(AttributeError, match="not a credentials endpoint"):
+        _ = provider.endpoint
+    assert "CountingSource" in repr(provider)
+    provider.close()
+    assert source.closed == 1
+
+
+def test_from_source_static_source() -> None:
+    from taskcreds.sources import StaticSource
+
+    creds = Credentials(
+        "ASIASTATIC000000", "secret", "token", datetime.now(timezone.utc) + timedelta(hours=1)
+    )
+    provider = CredentialProvider.from_source(StaticSource(creds))
+    assert provider.get() is creds
+    assert "secret" not in repr(provider)
+
+
+def test_endpoint_provider_exposes_its_endpoint() -> None:
+    provider, _, _ = make_provider()
+    assert provider.endpoint.url == ENVIRON["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
+    assert "127.0.0.1:9" in repr(provider)
+
+
+def test_default_provider_is_one_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    import taskcreds.provider as module
+
+    monkeypatch.setattr(module, "_default_provider", None)
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:9/v2/credentials/x")
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
+    first = taskcreds.default_provider()
+    assert taskcreds.default_provider() is first
+    assert first.endpoint.url.endswith("/v2/credentials/x")

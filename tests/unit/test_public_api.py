@@ -30,6 +30,7 @@ EXPECTED = {
     "UploadError",
     "Uploader",
     "__version__",
+    "default_provider",
     "get_credentials",
     "resolve_endpoint",
     "session",
