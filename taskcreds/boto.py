@@ -120,9 +120,9 @@ def session(
     environ = os.environ if environ is None else environ
     region_name, _ = region_from_environment(region_name, environ)
     if provider is None:
-        from taskcreds.provider import _get_default_provider
+        from taskcreds.provider import default_provider
 
-        provider = _get_default_provider()
+        provider = default_provider()
     if environ.get(env.ACCESS_KEY_ID):
         logger.warning(
             "%s is set but ignored: taskcreds signs with the task role from %s",

@@ -23,6 +23,7 @@ import requests
 import tenacity
 import urllib3.exceptions
 
+from taskcreds._time import Monotonic, Sleep
 from taskcreds._transport import Watchdog, new_session, pinned
 from taskcreds._version import __version__
 from taskcreds.credentials import Credentials, parse_credentials, parse_error_body
@@ -90,8 +91,6 @@ class FetchResult:
     elapsed: float
 
 
-Sleep = Callable[[float], None]
-Monotonic = Callable[[], float]
 RetryObserver = Callable[[int, EndpointError, float], None]
 """Told ``(attempt number, the error, seconds until the next attempt)`` before each retry."""
 

@@ -42,10 +42,11 @@ from taskcreds._schedule import (
     retry_delay,
     schedule_for,
 )
+from taskcreds._time import Clock, Monotonic, Sleep, utc_now
 from taskcreds.credentials import Credentials
 from taskcreds.endpoint import Endpoint, Resolver, system_resolver
 from taskcreds.errors import CredentialsExpiredError, InternalError, TaskCredsError
-from taskcreds.fetch import DEFAULT_DEADLINE, Monotonic, Sleep
+from taskcreds.fetch import DEFAULT_DEADLINE
 from taskcreds.sources import CredentialSource, EndpointFetcher, EndpointSource
 
 __all__ = [
@@ -63,13 +64,6 @@ logger = logging.getLogger("taskcreds")
 
 #: How long close() waits for the prefetch thread, for a source that names no deadline.
 _DEFAULT_JOIN_SECONDS = 2 * DEFAULT_DEADLINE
-
-Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
 
 _PLACEHOLDER = Credentials("-", "-", "-", datetime(1970, 1, 1, tzinfo=timezone.utc))
 _providers: weakref.WeakSet[CredentialProvider] = weakref.WeakSet()
@@ -93,7 +87,7 @@ class CredentialProvider:
         allowed_hosts: Iterable[str] = (),
         timeout: float = DEFAULT_DEADLINE,
         prefetch: bool = False,
-        clock: Clock = _utcnow,
+        clock: Clock = utc_now,
         monotonic: Monotonic = time.monotonic,
         sleep: Sleep = time.sleep,
         session: requests.Session | None = None,
@@ -119,7 +113,7 @@ class CredentialProvider:
         source: CredentialSource,
         *,
         prefetch: bool = False,
-        clock: Clock = _utcnow,
+        clock: Clock = utc_now,
         monotonic: Monotonic = time.monotonic,
         jitter: Callable[[], float] = random.random,
     ) -> CredentialProvider:

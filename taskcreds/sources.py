@@ -16,9 +16,10 @@ from typing import Protocol, runtime_checkable
 
 import requests
 
+from taskcreds._time import Monotonic, Sleep
 from taskcreds.credentials import Credentials
 from taskcreds.endpoint import Endpoint, Resolver, resolve_endpoint, system_resolver
-from taskcreds.fetch import DEFAULT_DEADLINE, Fetcher, FetchResult, Monotonic, Sleep
+from taskcreds.fetch import DEFAULT_DEADLINE, Fetcher, FetchResult
 
 __all__ = ["CredentialSource", "EndpointFetcher", "EndpointSource", "StaticSource"]
 

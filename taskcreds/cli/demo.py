@@ -20,8 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -138,6 +137,25 @@ class _Context:
             "TASKCREDS_PREFIX": "demo/",
         }
 
+    def uploader(
+        self,
+        provider: Any,
+        env: dict[str, str],
+        bucket: str | None = None,
+        prefix: str | None = None,
+    ) -> Any:
+        """An uploader as task A makes one: its provider, its variables, the local S3."""
+        from taskcreds.upload import Uploader
+
+        return Uploader(
+            bucket,
+            prefix,
+            provider=provider,
+            environ=env,
+            endpoint_url=self.seaweed.s3_endpoint,
+            region_name=self.seaweed.region,
+        )
+
 
 def _start(stack: ExitStack, say: _Transcript, weed: str) -> _Context:
     from taskcreds.local import AgentServer
@@ -151,39 +169,45 @@ def _start(stack: ExitStack, say: _Transcript, weed: str) -> _Context:
         raise _Misbehaved(exc.message) from exc
     say.ok(f"S3 and STS at {seaweed.s3_endpoint} (ready in {seaweed.startup_seconds:.1f} s)")
     say.step("start the local credentials endpoint, serving AppA's STS session credentials")
-    agent = stack.enter_context(AgentServer(_cached_role(seaweed, "AppA")))
+    from taskcreds.provider import CredentialProvider
+
+    role = stack.enter_context(CredentialProvider.from_source(_RoleSource(seaweed, "AppA")))
+    agent = stack.enter_context(AgentServer(role.get))
     say.ok(f"AWS_CONTAINER_CREDENTIALS_FULL_URI={agent.full_uri}")
     say.why("this is what the ECS agent does for a task whose task definition names AppA")
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="taskcreds-demo-")))
     return _Context(seaweed, agent, workdir)
 
 
-def _cached_role(seaweed: Any, role: str) -> Callable[[], Any]:
-    """AppA's session, assumed once and reused until 5 minutes before it expires."""
-    from datetime import datetime, timedelta, timezone
+class _RoleSource:
+    """A role's session, assumed on SeaweedFS's STS: a plain source the provider caches."""
 
-    cached: list[Any] = []
+    def __init__(self, seaweed: Any, role: str) -> None:
+        self._seaweed = seaweed
+        self._role = role
 
-    def source() -> Any:
-        now = datetime.now(timezone.utc)
-        if not cached or cached[0].expiration - now < timedelta(minutes=5):
-            cached[:] = [seaweed.assume_role(role)]
-        return cached[0]
+    def fetch(self) -> Any:
+        return self._seaweed.assume_role(self._role)
 
-    return source
+    def close(self) -> None:
+        """Each fetch opens and closes its own STS client."""
+
+    def reset_after_fork(self) -> None:
+        """Nothing is shared with a parent."""
 
 
 def _story(context: _Context, say: _Transcript) -> None:
     env = context.task_environment()
     _show(env, say)
-    with _task_environment(env):
-        from taskcreds.upload import Uploader
+    from taskcreds.provider import CredentialProvider
 
-        with Uploader() as uploader:
-            result = _upload(uploader, context.workdir, say)
-            _presigned(uploader, result.key, context.workdir, say)
-            _isolation(say)
-            _no_overwrite(uploader, result.key, say)
+    # Task A's view, in this process: its own provider and uploaders, made from task A's
+    # variables; this process's environment and default provider are left alone.
+    with CredentialProvider(env) as provider, context.uploader(provider, env) as uploader:
+        result = _upload(uploader, context.workdir, say)
+        _presigned(uploader, result.key, context.workdir, say)
+        _isolation(context, provider, env, say)
+        _no_overwrite(uploader, result.key, say)
 
 
 def _show(env: dict[str, str], say: _Transcript) -> None:
@@ -248,13 +272,12 @@ def _presigned(uploader: Any, key: str, workdir: Path, say: _Transcript) -> None
     say.ok(f"fetched {len(fetched.content)} bytes: identical to what was uploaded")
 
 
-def _isolation(say: _Transcript) -> None:
+def _isolation(context: _Context, provider: Any, env: dict[str, str], say: _Transcript) -> None:
     from taskcreds.errors import AccessDeniedError
-    from taskcreds.upload import Uploader
 
     say.step("as task A: try to write into task B's bucket, s3://app-b/")
     try:
-        with Uploader("app-b", "stolen/") as intruder:
+        with context.uploader(provider, env, "app-b", "stolen/") as intruder:
             intruder.upload_bytes(b"task A was here", "note.txt")
     except AccessDeniedError as exc:
         say.ok(f"refused: {exc.message}")
@@ -284,26 +307,3 @@ def _keep_running(context: _Context, say: _Transcript) -> None:
     say.line("Ctrl-C stops everything.")
     while True:
         time.sleep(3600)
-
-
-@contextmanager
-def _task_environment(env: dict[str, str]) -> Iterator[None]:
-    """Run the in-process part of the story with task A's variables, then restore them."""
-    from taskcreds import provider as provider_module
-
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update({**saved, **env})
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        os.environ.pop(name, None)
-    previous = provider_module._default_provider
-    provider_module._default_provider = None
-    try:
-        yield
-    finally:
-        current = provider_module._default_provider
-        if current is not None:
-            current.close()
-        provider_module._default_provider = previous
-        os.environ.clear()
-        os.environ.update(saved)

@@ -28,7 +28,7 @@ import os
 import re
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from taskcreds import environment
@@ -43,9 +43,11 @@ from taskcreds.local import (
     CredentialSource,
     Faults,
     RotatingSource,
+    ServedSource,
     SessionCredentialsSource,
 )
 from taskcreds.local._answers import normalize_host
+from taskcreds.provider import CredentialProvider
 
 EXAMPLE = "python -m taskcreds serve-local --role-arn arn:aws:iam::123456789012:role/AppA"
 
@@ -175,14 +177,24 @@ def run(args: argparse.Namespace, output: Output) -> int:
         throttle_burst=args.burst if args.burst is not None else AGENT_RPS_BURST,
     )
     source, description = _source(args)
+    # The AWS sources fetch on every call; the provider caches them with the one refresh policy
+    # (windows, single flight, stale-on-error). Fake sets rotate as the agent rotates them.
+    provider = (
+        None
+        if isinstance(source, RotatingSource)
+        else CredentialProvider.from_source(source, prefetch=True)
+    )
+    served: ServedSource = source if provider is None else provider.get
     try:
-        first = source()  # fail fast: no credentials, AssumeRole denied, STS unreachable
+        first = (
+            source.fetch() if provider is None else provider.get()
+        )  # fail fast: no credentials, AssumeRole denied, STS unreachable
         print(
             f"taskcreds serve-local: {description}: {_summary(first)}",
             file=output.err,
         )
         server = AgentServer(
-            source,
+            served,
             host=args.host,
             port=args.port,
             credentials_id=args.credentials_id,
@@ -203,9 +215,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
             finally:
                 server.stop()
     finally:
-        close: Callable[[], None] | None = getattr(source, "close", None)
-        if close is not None:
-            close()
+        (source if provider is None else provider).close()
     return EXIT_OK
 
 

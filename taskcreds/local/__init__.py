@@ -27,6 +27,7 @@ from taskcreds.local._sources import (
     DEFAULT_ROLE_ARN,
     CredentialSource,
     RotatingSource,
+    ServedSource,
     StaticSource,
 )
 from taskcreds.local.server import (
@@ -49,6 +50,7 @@ __all__ = [
     "RateLimiter",
     "RecordedRequest",
     "RotatingSource",
+    "ServedSource",
     "SessionCredentialsSource",
     "StaticSource",
     "credentials_document",

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import SplitResult, parse_qs
 
 from taskcreds.credentials import Credentials, format_timestamp
-from taskcreds.local._sources import CredentialSource
+from taskcreds.local._sources import ServedSource, as_callable
 
 __all__ = [
     "JSON_TYPE",
@@ -327,7 +327,7 @@ def _read_token_file(path: str) -> str:
 class Answers:
     """What the server answers for a well-formed GET; the handler adds faults and does the I/O."""
 
-    source: CredentialSource
+    source: ServedSource
     credentials_id: str
     pod_identity_token_file: str | None
     include_role_arn: bool
@@ -362,7 +362,7 @@ class Answers:
 
     def credentials_body(self) -> bytes:
         document = credentials_document(
-            self.source(),
+            as_callable(self.source)(),
             include_role_arn=self.include_role_arn,
             include_account_id=self.include_account_id,
         )

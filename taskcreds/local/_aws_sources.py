@@ -1,14 +1,14 @@
-"""Credential sources backed by real AWS (or an STS-compatible emulator) through boto3.
+r"""Credential sources backed by real AWS (or an STS-compatible emulator) through boto3.
 
 - :class:`SessionCredentialsSource` hands out the caller's own credentials (boto3's default chain).
 - :class:`AssumeRoleSource` hands out a role's credentials from STS ``AssumeRole``.
 
-Both cache the set they got and fetch a new one once less than a third of its lifetime is left
-(the ECS agent likewise refreshes a task's credentials well before they expire). In that window the
-first caller refreshes while other callers keep getting the cached set; if the refresh fails, the
-cached set is served (and the failure logged) for as long as it has not expired. An expired set is
-never returned: without a fresh one, the call raises :class:`CredentialSourceError`, which the
-local server turns into the agent's 500 ``InternalServerError``.
+Both are plain :class:`~taskcreds.sources.CredentialSource`\ s: every ``fetch()`` asks STS (or
+boto3's chain) once, and a set that has already expired is never returned. They keep no cache:
+``serve-local`` wraps one in ``CredentialProvider.from_source(...)``, so the refresh windows,
+single flight and stale-on-error fallback are the provider's, the one policy of the code base.
+A failed fetch raises :class:`CredentialSourceError`, which the local server turns into the
+agent's 500 ``InternalServerError``.
 
 boto3 is imported only when a source first fetches, never when this module is imported. STS
 clients are made from a boto3 ``Session``, so boto3's own endpoint overrides
@@ -26,9 +26,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from taskcreds._awserror import error_code_and_message
+from taskcreds._time import Clock, utc_now
 from taskcreds.credentials import Credentials
 from taskcreds.errors import ConfigError
-from taskcreds.local._sources import Clock, utc_now
 
 if TYPE_CHECKING:
     import boto3
@@ -52,8 +52,6 @@ _ROLE_ARN_HINT = (
     "a role ARN looks like arn:aws:iam::123456789012:role/AppA "
     "(aws iam get-role --role-name NAME --query Role.Arn prints it)"
 )
-# Refresh once less than this share of a set's lifetime (from when it was fetched) is left.
-_REFRESH_SHARE = 1 / 3
 # When boto3 holds a session token without an expiry (AWS_SESSION_TOKEN, or aws_session_token in a
 # profile), nobody knows when it expires: the served Expiration claims this much.
 _UNKNOWN_EXPIRY_CLAIM = timedelta(hours=1)
@@ -120,16 +118,14 @@ def parse_role_arn(role_arn: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-class _CachingSTSSource(ABC):
-    """The cache, refresh and error handling both sources share; subclasses say how to fetch."""
+class _STSSource(ABC):
+    """What both sources share: one STS client, error translation; subclasses say how to fetch."""
 
     def __init__(self, session: boto3.Session | None, clock: Clock) -> None:
         self._session = session
         self._clock = clock
         self._lock = threading.Lock()
         self._client: STSClient | None = None
-        # The cached set and when to refresh it, swapped as one tuple so readers need no lock.
-        self._cached: tuple[Credentials, datetime] | None = None
         self._fetches = 0
 
     @property
@@ -137,21 +133,14 @@ class _CachingSTSSource(ABC):
         """How many sets have been fetched from AWS so far."""
         return self._fetches
 
-    def __call__(self) -> Credentials:
-        now = self._clock()
-        cached = self._cached
-        if cached is not None and now < cached[1]:
-            return cached[0]
-        # Still usable: one caller refreshes, the others keep the cached set meanwhile.
-        if cached is not None and now < cached[0].expiration:
-            if not self._lock.acquire(blocking=False):
-                return cached[0]
-        else:
-            self._lock.acquire()
-        try:
-            return self._refresh_locked()
-        finally:
-            self._lock.release()
+    def fetch(self) -> Credentials:
+        """One set from AWS now, or :class:`CredentialSourceError`."""
+        with self._lock:  # one STS client, made once; the provider serialises fetches anyway
+            fresh = self._fetch_checked(self._clock())
+            self._fetches += 1
+            return fresh
+
+    __call__ = fetch
 
     def close(self) -> None:
         """Close the STS client's connections; the source fetches again with a new one if called."""
@@ -160,7 +149,12 @@ class _CachingSTSSource(ABC):
         if client is not None:
             client.close()
 
-    def __enter__(self) -> _CachingSTSSource:
+    def reset_after_fork(self) -> None:
+        """A client made in the parent shares its connection pool: make a new one here."""
+        self._lock = threading.Lock()
+        self._client = None
+
+    def __enter__(self) -> _STSSource:
         return self
 
     def __exit__(
@@ -170,29 +164,6 @@ class _CachingSTSSource(ABC):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-    def _refresh_locked(self) -> Credentials:
-        now = self._clock()
-        cached = self._cached
-        if cached is not None and now < cached[1]:
-            return cached[0]  # another caller refreshed while this one waited for the lock
-        current = cached[0] if cached is not None else None
-        try:
-            fresh = self._fetch_checked(now)
-        except CredentialSourceError as error:
-            now = self._clock()
-            if current is not None and now < current.expiration:
-                logger.warning(
-                    "refreshing the credentials failed; serving the cached set until %s: %s",
-                    current.expiration.isoformat(),
-                    error,
-                )
-                return current
-            raise
-        lifetime = fresh.expiration - now
-        self._cached = (fresh, fresh.expiration - lifetime * _REFRESH_SHARE)
-        self._fetches += 1
-        return fresh
 
     def _fetch_checked(self, now: datetime) -> Credentials:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -246,7 +217,7 @@ class _CachingSTSSource(ABC):
         return self._client
 
 
-class AssumeRoleSource(_CachingSTSSource):
+class AssumeRoleSource(_STSSource):
     """A role's credentials, from STS ``AssumeRole`` made with the caller's own credentials.
 
     ``RoleArn`` is the ARN asked for and ``AccountId`` the account in it. ``duration_seconds``
@@ -301,7 +272,7 @@ class AssumeRoleSource(_CachingSTSSource):
         )
 
 
-class SessionCredentialsSource(_CachingSTSSource):
+class SessionCredentialsSource(_STSSource):
     """The caller's own credentials, from boto3's default chain (or ``session``'s).
 
     - Temporary credentials (they have a session token: SSO, a role profile, ``AWS_SESSION_TOKEN``)

@@ -1,8 +1,10 @@
-"""Where the local endpoint's credentials come from: any callable that returns :class:`Credentials`.
+"""What the local endpoint hands out: a :class:`~taskcreds.sources.CredentialSource`, or any
+callable that returns :class:`Credentials` (a provider's ``get``, a test's function).
 
-:class:`StaticSource` always answers with one set. :class:`RotatingSource` mints fake sets that
-look like STS session credentials and replaces each one once half its lifetime has passed, as the
-ECS agent does with the real ones (it refreshes a task's credentials well before they expire).
+:class:`StaticSource` (the core's) always answers with one set. :class:`RotatingSource` mints
+fake sets that look like STS session credentials and replaces each one once half its lifetime has
+passed, as the ECS agent does with the real ones (it refreshes a task's credentials well before
+they expire).
 """
 
 from __future__ import annotations
@@ -13,17 +15,18 @@ import string
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Protocol
 
+from taskcreds._time import Clock, utc_now
 from taskcreds.credentials import Credentials, account_from_arn
+from taskcreds.sources import CredentialSource, StaticSource
 
 __all__ = [
     "DEFAULT_ROLE_ARN",
-    "Clock",
     "CredentialSource",
     "RotatingSource",
+    "ServedSource",
     "StaticSource",
-    "utc_now",
+    "as_callable",
 ]
 
 #: The role fake credentials claim to belong to when none is named.
@@ -34,28 +37,14 @@ _SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
 # STS session tokens are a few hundred bytes of base64; clients must not assume less.
 _TOKEN_BYTES = 300
 
-#: Returns the current time as an aware UTC datetime.
-Clock = Callable[[], datetime]
+ServedSource = CredentialSource | Callable[[], Credentials]
+"""What :class:`~taskcreds.local.AgentServer` asks, once per request, for the set to send."""
 
 
-class CredentialSource(Protocol):
-    """Anything the server can call, once per request, for the credentials to send."""
-
-    def __call__(self) -> Credentials: ...
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-class StaticSource:
-    """Always the same set; assign :attr:`credentials` to change it between requests."""
-
-    def __init__(self, credentials: Credentials) -> None:
-        self.credentials = credentials
-
-    def __call__(self) -> Credentials:
-        return self.credentials
+def as_callable(source: ServedSource) -> Callable[[], Credentials]:
+    """The function to call per request: a source's ``fetch``, or the callable itself."""
+    fetch = getattr(source, "fetch", None)
+    return fetch if callable(fetch) else source  # type: ignore[return-value]
 
 
 class RotatingSource:
@@ -104,6 +93,14 @@ class RotatingSource:
             if self._current is None or self._is_stale(now):
                 self._current = self._mint(now)
             return self._current
+
+    fetch = __call__
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def reset_after_fork(self) -> None:
+        """A forked child keeps minting on its own."""
 
     def rotate(self) -> Credentials:
         """Mint a new set now, whatever the age of the current one (an early rotation)."""

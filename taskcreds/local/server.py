@@ -52,7 +52,7 @@ from taskcreds.local._answers import (
     trickled_body,
 )
 from taskcreds.local._faults import Faults, RateLimiter
-from taskcreds.local._sources import CredentialSource
+from taskcreds.local._sources import ServedSource
 
 __all__ = ["IO_TIMEOUT", "AgentServer", "RecordedRequest"]
 
@@ -286,7 +286,7 @@ class AgentServer:
 
     def __init__(
         self,
-        source: CredentialSource,
+        source: ServedSource,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -387,7 +387,7 @@ class AgentServer:
         return self.base_url + self.relative_uri
 
     @property
-    def source(self) -> CredentialSource:
+    def source(self) -> ServedSource:
         return self._answers.source
 
     def environment(self) -> dict[str, str]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from taskcreds import CredentialProvider, CredentialsExpiredError
 from taskcreds.cli import main
 from taskcreds.cli import serve_local as serve_local_command
 from taskcreds.errors import ConfigError
@@ -259,30 +260,53 @@ def assume_role_source(session: FakeSession, clock: Clock, **kwargs: Any) -> Ass
     return AssumeRoleSource(ROLE, session=session, clock=clock, **kwargs)  # type: ignore[arg-type]
 
 
-def test_assume_role_caches_and_refreshes_with_a_third_left(session: FakeSession) -> None:
-    clock = Clock()
+def cached(source: AssumeRoleSource, clock: Clock) -> CredentialProvider:
+    """The source as serve-local serves it: cached by a provider on the same (fake) clock."""
+    return CredentialProvider.from_source(
+        source,
+        clock=clock,
+        monotonic=lambda: (clock.now - T0).total_seconds(),  # noqa: PLW0108 - read now, each call
+        jitter=lambda: 0.0,
+    )
+
+
+def test_assume_role_source_fetches_on_every_call(session: FakeSession) -> None:
     expected = {"RoleArn": ROLE, "RoleSessionName": "dev", "DurationSeconds": 900}
     session.stubber.add_response(
         "assume_role", assumed(T0 + timedelta(minutes=15)), expected_params=expected
     )
     session.stubber.add_response(
-        "assume_role", assumed(T0 + timedelta(minutes=26), "ASIAUNITTEST00000002"), expected
+        "assume_role", assumed(T0 + timedelta(minutes=15), "ASIAUNITTEST00000002"), expected
     )
-    source = assume_role_source(session, clock, session_name="dev", duration_seconds=900)
-    first = source()
+    source = assume_role_source(session, Clock(), session_name="dev", duration_seconds=900)
+    first = source.fetch()
     assert (first.access_key_id, first.role_arn, first.account_id) == (
         "ASIAUNITTEST00000001",
         ROLE,
         "123456789012",
     )
-    assert first.expiration == T0 + timedelta(minutes=15)
-    clock.now = T0 + timedelta(minutes=9, seconds=59)  # 5 min 1 s left: more than a third
-    assert source() is first
-    clock.now = T0 + timedelta(minutes=10, seconds=1)
-    assert source().access_key_id == "ASIAUNITTEST00000002"
+    assert source.fetch().access_key_id == "ASIAUNITTEST00000002"  # no cache of its own
     assert source.fetches == 2
     assert session.clients == 1
     source.close()
+
+
+def test_the_provider_caches_assume_role_and_refreshes_in_its_window(session: FakeSession) -> None:
+    clock = Clock()
+    session.stubber.add_response("assume_role", assumed(T0 + timedelta(minutes=15)))
+    session.stubber.add_response(
+        "assume_role", assumed(T0 + timedelta(minutes=26), "ASIAUNITTEST00000002")
+    )
+    source = assume_role_source(session, clock)
+    provider = cached(source, clock)
+    first = provider.get()
+    assert first.expiration == T0 + timedelta(minutes=15)
+    clock.now = T0 + timedelta(minutes=9, seconds=59)  # before the advisory point (L/3 = 5 min)
+    assert provider.get() is first
+    clock.now = T0 + timedelta(minutes=10, seconds=1)
+    assert provider.get().access_key_id == "ASIAUNITTEST00000002"
+    assert source.fetches == 2
+    provider.close()
 
 
 def test_a_failed_refresh_serves_the_cached_set_until_it_expires(
@@ -292,15 +316,16 @@ def test_a_failed_refresh_serves_the_cached_set_until_it_expires(
     session.stubber.add_response("assume_role", assumed(T0 + timedelta(minutes=15)))
     session.stubber.add_client_error("assume_role", "Throttling", "Rate exceeded", 400)
     session.stubber.add_client_error("assume_role", "AccessDenied", "not allowed", 403)
-    source = assume_role_source(session, clock)
-    first = source()
-    clock.now = T0 + timedelta(minutes=14)
-    assert source() is first
-    assert "serving the cached set" in caplog.text
+    provider = cached(assume_role_source(session, clock), clock)
+    first = provider.get()
+    clock.now = T0 + timedelta(minutes=14)  # mandatory window: the refresh fails
+    assert provider.get() is first
+    assert "the cached set expires in" in caplog.text
     clock.now = T0 + timedelta(minutes=15)  # expired: never served
-    with pytest.raises(CredentialSourceError) as caught:
-        source()
-    error = caught.value
+    with pytest.raises(CredentialsExpiredError) as caught:
+        provider.get()
+    error = caught.value.__cause__
+    assert isinstance(error, CredentialSourceError)
     assert isinstance(error, ConfigError)
     assert (error.operation, error.code) == ("AssumeRole", "AccessDenied")
     assert str(error.message) == "STS AssumeRole failed: AccessDenied: not allowed (HTTP 403)"
@@ -311,7 +336,7 @@ def test_a_failed_refresh_serves_the_cached_set_until_it_expires(
 def test_a_set_already_expired_is_never_returned(session: FakeSession) -> None:
     session.stubber.add_response("assume_role", assumed(T0 - timedelta(seconds=1)))
     with pytest.raises(CredentialSourceError, match="already expired"):
-        assume_role_source(session, Clock())()
+        assume_role_source(session, Clock()).fetch()
 
 
 def test_errors_outside_error_are_read_too(session: FakeSession) -> None:
@@ -341,8 +366,9 @@ def test_only_one_caller_refreshes_while_the_set_is_usable(session: FakeSession)
         "assume_role", assumed(T0 + timedelta(minutes=30), "ASIAUNITTEST00000002")
     )
     source = assume_role_source(session, clock)
-    first = source()
-    clock.now = T0 + timedelta(minutes=11)
+    provider = cached(source, clock)
+    first = provider.get()
+    clock.now = T0 + timedelta(minutes=11)  # advisory window: one caller refreshes
     inside, release = threading.Event(), threading.Event()
     fetch = source._fetch
 
@@ -352,14 +378,13 @@ def test_only_one_caller_refreshes_while_the_set_is_usable(session: FakeSession)
         return fetch(now)
 
     source._fetch = slow_fetch  # type: ignore[method-assign]
-    results: list[Any] = []
-    refresher = threading.Thread(target=lambda: results.append(source()))
+    refresher = threading.Thread(target=provider.refresh)
     refresher.start()
     assert inside.wait(5)
-    assert source() is first  # not blocked behind the refresh
+    assert provider.get() is first  # not blocked behind the refresh
     release.set()
     refresher.join(5)
-    assert results[0].access_key_id == "ASIAUNITTEST00000002"
+    assert provider.get().access_key_id == "ASIAUNITTEST00000002"
 
 
 def test_session_source_turns_long_term_keys_into_session_credentials(
@@ -403,7 +428,7 @@ def test_session_source_names_the_alternatives_when_get_session_token_is_refused
         "get_session_token", "AccessDenied", "IAM write operations are disabled", 403
     )
     with pytest.raises(CredentialSourceError) as caught:
-        SessionCredentialsSource(fake, clock=Clock())()  # type: ignore[arg-type]
+        SessionCredentialsSource(fake, clock=Clock()).fetch()  # type: ignore[arg-type]
     assert caught.value.operation == "GetSessionToken"
     assert caught.value.hint is not None
     assert "--role-arn" in caught.value.hint
@@ -434,7 +459,7 @@ def test_session_source_passes_temporary_credentials_through(
             "Arn": "arn:aws:sts::123456789012:assumed-role/Developer/me@example.com",
         },
     )
-    served = SessionCredentialsSource(fake, clock=Clock())()  # type: ignore[arg-type]
+    served = SessionCredentialsSource(fake, clock=Clock()).fetch()  # type: ignore[arg-type]
     assert (served.access_key_id, served.token) == ("ASIAPASSTHROUGH00001", "temporary-token")
     assert served.expiration == expiry
     assert served.role_arn == "arn:aws:iam::123456789012:role/Developer"
@@ -448,7 +473,7 @@ def test_a_token_without_expiry_claims_one_hour_and_no_identity_is_tolerated(
 
     fake = sessions(BotoCredentials("ASIASTATICTOKEN00001", "secret", "token"))
     fake.stubber.add_client_error("get_caller_identity", "InvalidAction", "not here", 400)
-    served = SessionCredentialsSource(fake, clock=Clock())()  # type: ignore[arg-type]
+    served = SessionCredentialsSource(fake, clock=Clock()).fetch()  # type: ignore[arg-type]
     assert served.expiration == T0 + timedelta(hours=1)
     assert (served.role_arn, served.account_id) == (None, None)
 
@@ -459,7 +484,7 @@ def test_invalid_credentials_fail_get_caller_identity(sessions: Callable[..., Fa
     fake = sessions(BotoCredentials("ASIASTATICTOKEN00001", "secret", "token"))
     fake.stubber.add_client_error("get_caller_identity", "ExpiredToken", "token expired", 403)
     with pytest.raises(CredentialSourceError) as caught:
-        SessionCredentialsSource(fake, clock=Clock())()  # type: ignore[arg-type]
+        SessionCredentialsSource(fake, clock=Clock()).fetch()  # type: ignore[arg-type]
     assert caught.value.operation == "GetCallerIdentity"
     assert caught.value.hint is not None
     assert "invalid or expired" in caught.value.hint
@@ -467,7 +492,7 @@ def test_invalid_credentials_fail_get_caller_identity(sessions: Callable[..., Fa
 
 def test_session_source_without_credentials(sessions: Callable[..., FakeSession]) -> None:
     with pytest.raises(CredentialSourceError, match="no AWS credentials found"):
-        SessionCredentialsSource(sessions(None), clock=Clock())()  # type: ignore[arg-type]
+        SessionCredentialsSource(sessions(None), clock=Clock()).fetch()  # type: ignore[arg-type]
 
 
 # --- the warning for listening off loopback
