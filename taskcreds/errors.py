@@ -36,7 +36,7 @@ token or an authorization token: messages are built only from values known to be
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "AccessDeniedError",
@@ -77,6 +77,28 @@ class TaskCredsError(Exception):
         if self.hint:
             return f"{self.message} (hint: {self.hint})"
         return self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as JSON-ready data: type, message, hint, retryable, and every attribute it
+        carries (``status``, ``bucket``, ``action``...), for ``--json`` output and log fields.
+
+        Every attribute of every error in this tree is safe to show (see the module docstring),
+        so all public ones are included; unset (None) ones are left out.
+        """
+        document: dict[str, Any] = {
+            "type": type(self).__name__,
+            "message": self.message,
+            "hint": self.hint,
+            "retryable": self.retryable,
+        }
+        for name, value in vars(self).items():
+            if name.startswith("_") or name in document or value is None:
+                continue
+            if isinstance(value, str | int | float | bool):
+                document[name] = value
+            elif isinstance(value, tuple | list) and all(isinstance(v, str) for v in value):
+                document[name] = list(value)
+        return document
 
 
 class ConfigError(TaskCredsError, ValueError):

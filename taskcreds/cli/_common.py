@@ -156,15 +156,5 @@ class Output:
 
 
 def error_document(error: TaskCredsError) -> dict[str, Any]:
-    """The JSON form of an error: type, message, hint, and the safe attributes it carries."""
-    document: dict[str, Any] = {
-        "type": type(error).__name__,
-        "message": error.message,
-        "hint": error.hint,
-        "retryable": error.retryable,
-    }
-    for name in ("url", "status", "code", "detail", "reason", "field", "host", "source"):
-        value = getattr(error, name, None)
-        if value is not None:
-            document[name] = value
-    return document
+    """The JSON form of an error (:meth:`TaskCredsError.to_dict`)."""
+    return error.to_dict()
