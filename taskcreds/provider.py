@@ -180,6 +180,17 @@ class CredentialProvider:
             return credentials
         return self._get_slow()
 
+    def peek(self) -> Credentials | None:
+        """The cached set while it is unexpired, else None; never fetches, never waits.
+
+        For servers that must answer from cache (the broker) while the prefetch thread or
+        another caller refreshes.
+        """
+        cached = self._cached
+        if cached is None or self._monotonic() >= cached.expires_at:
+            return None
+        return cached.credentials
+
     def refresh(self) -> Credentials:
         """Fetch a new set now (for example after S3 said ``ExpiredToken``).
 

@@ -623,3 +623,15 @@ def test_default_provider_is_one_per_process(monkeypatch: pytest.MonkeyPatch) ->
     first = taskcreds.default_provider()
     assert taskcreds.default_provider() is first
     assert first.endpoint.url.endswith("/v2/credentials/x")
+
+
+def test_peek_never_fetches_and_hides_an_expired_set() -> None:
+    provider, fetcher, fake_time = make_provider()
+    assert provider.peek() is None
+    assert fetcher.calls == 0
+    first = provider.get()
+    fake_time.advance(6 * 3600 - 60)  # inside the mandatory window: get() would refresh
+    assert provider.peek() is first
+    assert fetcher.calls == 1
+    fake_time.advance(61)
+    assert provider.peek() is None
