@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from importlib import metadata
 from typing import Any
 from urllib.parse import urlsplit
 
+from taskcreds import endpoint as _endpoint_module
 from taskcreds import environment as env
 from taskcreds.credentials import Credentials, format_timestamp, mask_key_id
-from taskcreds.endpoint import Endpoint
+from taskcreds.endpoint import Endpoint, resolve_endpoint
 from taskcreds.errors import CredentialsExpiredError
 from taskcreds.fetch import FetchResult
 from taskcreds.provider import MANDATORY_WINDOW
@@ -22,6 +24,7 @@ __all__ = [
     "describe",
     "environment_warnings",
     "format_duration",
+    "resolve_for_report",
 ]
 
 #: Beyond this the clock is worth fixing; AWS rejects signed requests past 15 minutes of skew.
@@ -44,6 +47,41 @@ def format_duration(delta: timedelta) -> str:
     if minutes:
         return f"{minutes}m {secs}s"
     return f"{secs}s"
+
+
+class _Held(logging.Filter):
+    """Holds back every record logged while it is installed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.records.append(record)
+        return False
+
+
+def resolve_for_report(environ: Mapping[str, str]) -> Endpoint:
+    """:func:`resolve_endpoint` for a command that prints ``endpoint.warnings`` itself.
+
+    The library logs each of those warnings too (for programs that never look at
+    ``.warnings``); a command that shows them would print each one twice, once as its own
+    ``warning:`` line and once as a log line. Their log records are dropped here, for this call
+    only; any other record logged meanwhile is passed on unchanged.
+    """
+    logger = _endpoint_module.logger
+    held = _Held()
+    logger.addFilter(held)
+    shown: tuple[str, ...] = ()
+    try:
+        endpoint = resolve_endpoint(environ)
+        shown = endpoint.warnings
+    finally:
+        logger.removeFilter(held)
+        for record in held.records:
+            if not (record.levelno == logging.WARNING and record.getMessage() in shown):
+                logger.handle(record)
+    return endpoint
 
 
 def environment_warnings(environ: Mapping[str, str], endpoint: Endpoint) -> list[str]:

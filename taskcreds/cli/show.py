@@ -1,5 +1,8 @@
 """``taskcreds show``: which role and credentials this container gets. Never prints secrets.
 
+Every warning is printed once: the endpoint's own (both container variables set) are shown with
+the others, and their log record, which the library writes for programs, is held back.
+
 Starts fast: imports requests but never boto3.
 """
 
@@ -7,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 from taskcreds.cli._common import EXIT_OK, Output, positive_seconds
@@ -15,8 +19,8 @@ from taskcreds.cli._inspect import (
     describe,
     ensure_unexpired,
     environment_warnings,
+    resolve_for_report,
 )
-from taskcreds.endpoint import resolve_endpoint
 from taskcreds.fetch import Fetcher
 
 EXAMPLE = "python -m taskcreds show --json"
@@ -33,6 +37,11 @@ _LABELS = (
 )
 
 
+def _environ() -> Mapping[str, str]:
+    """The environment ``show`` reads (a seam for tests that must not set the variables)."""
+    return os.environ
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quiet", action="store_true", help="print nothing; exit code only (for HEALTHCHECK)"
@@ -46,8 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
-    environ = os.environ
-    endpoint = resolve_endpoint(environ)
+    environ = _environ()
+    # Each endpoint warning is printed once, below (or put in the JSON): not logged as well.
+    endpoint = resolve_for_report(environ)
     fetcher = Fetcher(deadline=args.timeout)
     try:
         result = fetcher.fetch(endpoint)

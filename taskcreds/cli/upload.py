@@ -1,10 +1,14 @@
 """``taskcreds upload``: files and directories to the app's own bucket and prefix.
 
 A file goes through :meth:`Uploader.upload_file`, a directory through :meth:`Uploader.upload_dir`
-(with ``--include``/``--exclude`` and skip-unchanged). One line per object on stdout, a summary
-at the end, a tqdm progress bar on stderr when stderr is a terminal. One failed file does not stop
-the others; the exit code is that of the most fundamental failure (credentials and configuration
-before access denied, access denied before any other upload failure).
+(with ``--include``/``--exclude`` and skip-unchanged). One line per object on stdout as each one
+is done (also in a log, when stdout is not a terminal), a summary at the end, a tqdm progress bar
+on stderr when stderr is a terminal; ``--quiet`` leaves out the lines per object and the bar.
+Each failure is printed once, on stderr. One failed file does not stop the others, except that a
+directory whose first file is refused (access denied, no credentials) stops there unless
+``--keep-going``: the rest would be refused the same way. The exit code is that of the most
+fundamental failure (credentials and configuration before access denied, access denied before
+any other upload failure).
 
 boto3, s3transfer and tqdm are imported inside :func:`run` only, so other commands stay fast.
 """
@@ -30,11 +34,12 @@ from taskcreds.cli._common import (
     EXIT_UPLOAD,
     EXIT_USAGE,
     Output,
+    printable,
 )
 from taskcreds.errors import ConfigError, ObjectExistsError, TaskCredsError, UploadError
 
 if TYPE_CHECKING:
-    from taskcreds.upload import DirectoryResult, Uploader, UploadResult
+    from taskcreds.upload import DirectoryResult, FailedFile, FileEvent, Uploader, UploadResult
 
 EXAMPLE = "python -m taskcreds upload report.csv site/ --prefix nightly/ --exclude '*.tmp'"
 
@@ -111,6 +116,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="requests in flight at once (default 10)",
     )
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="in directories, try every file even when the first one is refused (by default "
+        "the rest are not attempted: they would be refused the same way)",
+    )
+    parser.add_argument(
+        "--quiet",
+        dest="no_lines",
+        action="store_true",
+        help="no line per object and no progress bar: only failures and the summary",
+    )
 
 
 def _part_size(text: str) -> int:
@@ -150,6 +167,10 @@ class _Report:
     skipped: list[str] = field(default_factory=list)
     planned: list[str] = field(default_factory=list)
     failed: list[_Failure] = field(default_factory=list)
+    #: Keys of directories stopped after their first file was refused.
+    not_attempted: list[str] = field(default_factory=list)
+    #: Directories with no file to upload: ``{"path": ..., "message": ...}``.
+    nothing_to_upload: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -157,15 +178,25 @@ class _Report:
 
 
 class _Lines:
-    """Result lines to stdout that do not tear the progress bar on stderr apart."""
+    """Lines that do not tear the progress bar on stderr apart: results per object to stdout
+    (unless ``--quiet``), failures and notes to stderr (text mode only, escaped)."""
 
-    def __init__(self, output: Output, write_mode: Callable[..., Any]) -> None:
+    def __init__(self, output: Output, write_mode: Callable[..., Any], *, per_object: bool) -> None:
         self._output = output
         self._write_mode = write_mode
+        self._per_object = per_object
 
     def __call__(self, text: str) -> None:
-        with self._write_mode(file=self._output.out):
-            self._output.line(text)
+        if self._per_object:
+            with self._write_mode(file=self._output.out):
+                self._output.line(text)
+                self._output.out.flush()  # a log (not a terminal) gets it now, not at the end
+
+    def err(self, text: str) -> None:
+        if self._output.json_mode or self._output.quiet:
+            return
+        with self._write_mode(file=self._output.err):
+            print(printable(text), file=self._output.err, flush=True)
 
 
 # -- the command --------------------------------------------------------------------------------
@@ -190,6 +221,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
 
     from taskcreds.upload import Uploader
 
+    lines = _Lines(output, tqdm.external_write_mode, per_object=not args.no_lines)
+
     tuning: dict[str, Any] = {"checksum_algorithm": args.checksum}
     if args.part_size is not None:
         tuning["part_size"] = tuning["multipart_threshold"] = args.part_size * MiB
@@ -204,7 +237,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
             unit_scale=True,
             unit_divisor=1024,
             file=sys.stderr,
-            disable=args.dry_run or not sys.stderr.isatty(),
+            disable=args.dry_run or args.no_lines or not sys.stderr.isatty(),
         ) as bar:
             lock = threading.Lock()
 
@@ -212,7 +245,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
                 with lock:
                     bar.update(sent)
 
-            job = _Job(uploader, args, progress, report, _Lines(output, tqdm.external_write_mode))
+            job = _Job(uploader, args, progress, report, lines)
             for index, path in enumerate(paths):
                 if job.upload(path):
                     break
@@ -223,11 +256,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
     if output.json_mode:
         output.document(_document(report, uploader, args.dry_run, seconds))
         return report.exit_code
+    # Each failure was printed once, on stderr, when it happened: the summary only counts them.
     output.line(_summary(report, uploader, args.dry_run, seconds))
-    if report.failed:
-        first = report.failed[0]
-        more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
-        output.error(f"{first.reason}{more}")
     return report.exit_code
 
 
@@ -294,40 +324,78 @@ class _Job:
 
     def _directory(self, path: Path) -> bool:
         """True when a file failed for want of credentials or configuration (see ``upload``)."""
+        from taskcreds.upload import FailedFile, UploadResult
+
         bucket, args = self.uploader.bucket, self.args
+
+        def on_file(event: FileEvent) -> None:  # each file as it settles: a log shows progress
+            if event.status == "uploaded" and isinstance(event.outcome, UploadResult):
+                self.lines(_uploaded_line(event.outcome))
+            elif event.status == "skipped":
+                self.lines(f"skipped s3://{bucket}/{event.key} (unchanged)")
+            elif event.status == "planned":
+                self.lines(f"would upload s3://{bucket}/{event.key}")
+            elif event.status == "failed" and isinstance(event.outcome, FailedFile):
+                self.lines.err(f"failed {event.path}: {self._failed_reason(event.outcome)}")
+
         result: DirectoryResult = self.uploader.upload_dir(
             path,
             include=args.include,
             exclude=args.exclude,
             skip_unchanged=args.skip_unchanged,
             dry_run=args.dry_run,
+            on_file=on_file,
+            keep_going=args.keep_going,
             overwrite=not args.no_overwrite,
             progress=self.progress,
         )
-        for uploaded in result.uploaded:
-            self.report.uploaded.append(uploaded)
-            self.lines(_uploaded_line(uploaded))
-        for key in result.skipped:
-            self.report.skipped.append(key)
-            self.lines(f"skipped s3://{bucket}/{key} (unchanged)")
-        for key in result.planned:
-            self.report.planned.append(key)
-            self.lines(f"would upload s3://{bucket}/{key}")
-        for failed in result.failed:
-            reason = failed.reason
-            if failed.error == ObjectExistsError.__name__ and failed.key is not None:
-                reason = _exists_reason(bucket, failed.key)
-            self._failed(failed.path, failed.key, failed.error, reason)
+        self.report.uploaded.extend(result.uploaded)
+        self.report.skipped.extend(result.skipped)
+        self.report.planned.extend(result.planned)
+        for failed in result.failed:  # printed by on_file already
+            self._record(failed.path, failed.key, failed.error, self._failed_reason(failed))
+        if result.not_attempted:
+            self.report.not_attempted.extend(result.not_attempted)
+            # The upload failures come after those of the listing: the last one stopped it.
+            error = f" with {result.failed[-1].error}" if result.failed else ""
+            count = len(result.not_attempted)
+            self.lines.err(
+                f"stopped {path}: its first file failed{error}, so the other {count} "
+                f"{'file was' if count == 1 else 'files were'} not attempted (they would fail "
+                "the same way); --keep-going tries every file"
+            )
+        if not (result.uploaded or result.skipped or result.planned or result.failed):
+            message = _nothing_to_upload(path, args)
+            self.report.nothing_to_upload.append({"path": str(path), "message": message})
+            self.lines.err(message)
         return any(failure.exit_code < EXIT_ACCESS_DENIED for failure in self.report.failed)
 
     def _failed(self, path: str, key: str | None, error: str, reason: str) -> None:
+        """Record a failure and print it, once, on stderr."""
+        self._record(path, key, error, reason)
+        self.lines.err(f"failed {path}: {reason}")
+
+    def _record(self, path: str, key: str | None, error: str, reason: str) -> None:
         self.report.failed.append(_Failure(path, key, error, reason, _exit_code_for_name(error)))
-        self.lines(f"failed {path}: {reason}")
+
+    def _failed_reason(self, failed: FailedFile) -> str:
+        if failed.error == ObjectExistsError.__name__ and failed.key is not None:
+            return _exists_reason(self.uploader.bucket, failed.key)
+        return failed.reason
 
     def _reason(self, error: UploadError) -> str:
         if isinstance(error, ObjectExistsError) and error.key is not None:
             return _exists_reason(self.uploader.bucket, error.key)
         return str(error)
+
+
+def _nothing_to_upload(path: Path, args: argparse.Namespace) -> str:
+    has_files = any(names for _, _, names in os.walk(path))
+    if has_files and (args.include or args.exclude):
+        return f"nothing to upload: no file in {path} matches --include/--exclude"
+    if has_files:
+        return f"nothing to upload: no regular file in {path}"
+    return f"nothing to upload: {path} is empty"
 
 
 def _exists_reason(bucket: str, key: str) -> str:
@@ -380,6 +448,8 @@ def _uploaded_line(result: UploadResult) -> str:
 def _summary(report: _Report, uploader: Uploader, dry_run: bool, seconds: float) -> str:
     where = f"s3://{uploader.bucket}/{uploader.prefix}"
     counts = f"{len(report.skipped)} skipped (unchanged), {len(report.failed)} failed"
+    if report.not_attempted:
+        counts += f", {len(report.not_attempted)} not attempted"
     if dry_run:
         return f"dry run: {len(report.planned)} to upload to {where}, {counts}; nothing was written"
     size = sum(result.size for result in report.uploaded)
@@ -398,12 +468,15 @@ def _document(report: _Report, uploader: Uploader, dry_run: bool, seconds: float
         "skipped": report.skipped,
         "planned": report.planned,
         "failed": [asdict(failure) for failure in report.failed],
+        "not_attempted": report.not_attempted,
+        "nothing_to_upload": report.nothing_to_upload,
         "totals": {
             "uploaded": len(report.uploaded),
             "bytes": sum(result.size for result in report.uploaded),
             "skipped": len(report.skipped),
             "planned": len(report.planned),
             "failed": len(report.failed),
+            "not_attempted": len(report.not_attempted),
             "seconds": round(seconds, 3),
         },
     }

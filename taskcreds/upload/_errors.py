@@ -31,8 +31,12 @@ _KMS_HINT_WORDS = ("kms", "KMS")
 _PERFORM = re.compile(r"perform: ([a-z0-9-]+:[A-Za-z0-9]+)")
 
 
-def translate(error: Exception, *, bucket: str, key: str | None) -> UploadError:
-    """A typed error for a failed S3 call; the original stays the ``__cause__``."""
+def translate(error: Exception, *, bucket: str, key: str | None, prefix: str = "") -> UploadError:
+    """A typed error for a failed S3 call; the original stays the ``__cause__``.
+
+    An access-denied hint names the grant on the whole prefix (``arn:aws:s3:::B/P*``), never
+    on the one object: a role needs it for every key it writes.
+    """
     found_code, found_message = error_code_and_message(error)
     code = found_code or ""
     message = found_message or str(error)
@@ -60,7 +64,7 @@ def translate(error: Exception, *, bucket: str, key: str | None) -> UploadError:
             bucket=bucket,
             key=key,
             action=action,
-            hint=f"grant {action} on {_resource(action, bucket, key)} to the task role "
+            hint=f"grant {action} on {_resource(action, bucket, prefix)} to the task role "
             "(docs/uploading.md lists the actions each feature needs)",
         )
     if code == "NoSuchBucket":
@@ -85,9 +89,9 @@ def _denied_action(operation: str, message: str) -> str:
     return IAM_ACTIONS.get(operation, "s3:PutObject")
 
 
-def _resource(action: str, bucket: str, key: str | None) -> str:
+def _resource(action: str, bucket: str, prefix: str) -> str:
     if action.startswith("kms:"):
         return "the bucket's KMS key"
     if action == "s3:ListBucketMultipartUploads":
         return f"arn:aws:s3:::{bucket}"
-    return f"arn:aws:s3:::{bucket}/{key or '*'}"
+    return f"arn:aws:s3:::{bucket}/{prefix}*"

@@ -1,11 +1,13 @@
-"""What uploads return: one object, a directory summary, an incomplete multipart upload."""
+"""What uploads return: one object, a directory summary and its per-file events, an incomplete
+multipart upload."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
-__all__ = ["DirectoryResult", "FailedFile", "IncompleteUpload", "UploadResult"]
+__all__ = ["DirectoryResult", "FailedFile", "FileEvent", "IncompleteUpload", "UploadResult"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class UploadResult:
     #: The base64 checksum S3 computed and checked (``…-N`` for a composite multipart checksum).
     checksum: str | None = None
     multipart: bool = False
+    #: The local file uploaded (``upload_file`` and ``upload_dir``); None for bytes and streams.
+    path: str | None = None
 
     @property
     def uri(self) -> str:
@@ -48,6 +52,9 @@ class DirectoryResult:
     #: Keys that would be uploaded (dry run only).
     planned: list[str] = field(default_factory=list)
     dry_run: bool = False
+    #: Keys not tried because the first file's failure meant they would fail the same way
+    #: (``keep_going=False``: access denied, or no credentials).
+    not_attempted: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -56,6 +63,23 @@ class DirectoryResult:
     @property
     def bytes_uploaded(self) -> int:
         return sum(result.size for result in self.uploaded)
+
+
+#: What a :class:`FileEvent` says happened to one file.
+FileStatus = Literal["uploaded", "skipped", "planned", "failed"]
+
+
+@dataclass(frozen=True)
+class FileEvent:
+    """One file of ``upload_dir`` settled, as passed to its ``on_file`` callback."""
+
+    status: FileStatus
+    #: The local path, as listed (under the directory as the caller named it).
+    path: str
+    #: The full key, or None when no key could be made for the file's name.
+    key: str | None
+    #: The object written (``uploaded``) or the failure (``failed``); None otherwise.
+    outcome: UploadResult | FailedFile | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,12 @@ incomplete multipart upload behind (or logs its id when S3 refuses to abort it).
 No-overwrite writes are retried on 409 ``ConditionalRequestConflict``; a 412 on a retry after an
 attempt whose answer was lost is checked against the object S3 holds (its checksum), so the
 uploader's own object is not reported as someone else's. ``upload_dir`` opens every file relative
-to directory descriptors, never following a symlink swapped in after the listing.
+to directory descriptors, never following a symlink swapped in after the listing, reports each
+file as it settles (``on_file``), and with ``keep_going=False`` stops when its first file is
+refused (access denied, no credentials): the rest would fail the same way.
+
+The region of every client is the one resolution of :mod:`taskcreds._region` (the argument,
+``AWS_REGION``, ``AWS_DEFAULT_REGION``, then boto3's configuration), also with a caller's session.
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -37,13 +42,21 @@ from s3transfer.subscribers import BaseSubscriber
 
 from taskcreds import environment as env
 from taskcreds._awserror import error_code_and_message
-from taskcreds.errors import ConfigError, TaskCredsError, UploadError
+from taskcreds._region import region_from_environment
+from taskcreds.errors import AccessDeniedError, ConfigError, TaskCredsError, UploadError
 from taskcreds.provider import CredentialProvider
 from taskcreds.upload import keys
 from taskcreds.upload._checksums import composite_checksum, multipart_etag
 from taskcreds.upload._errors import translate
 from taskcreds.upload._hooks import Ledger, NoOverwrite, RefreshOnExpired, Unconfirmed
-from taskcreds.upload.results import DirectoryResult, FailedFile, IncompleteUpload, UploadResult
+from taskcreds.upload.results import (
+    DirectoryResult,
+    FailedFile,
+    FileEvent,
+    FileStatus,
+    IncompleteUpload,
+    UploadResult,
+)
 
 if TYPE_CHECKING:
     import boto3
@@ -67,6 +80,8 @@ _AWS_ERRORS = (ClientError, BotoCoreError)
 
 Progress = Callable[[int], None]
 """Called with the number of bytes sent since the last call (negative after a retried part)."""
+OnFile = Callable[[FileEvent], None]
+"""Called by ``upload_dir`` in the caller's thread as each file settles."""
 
 
 class Uploader:
@@ -75,6 +90,8 @@ class Uploader:
     ``bucket`` and ``prefix`` default to ``TASKCREDS_BUCKET`` and ``TASKCREDS_PREFIX``. A non-empty
     prefix always ends with ``/``. Credentials come from ``provider`` (default: the process-wide
     one) through a boto3 session, so a long upload keeps signing with fresh credentials.
+    ``region_name`` defaults to ``AWS_REGION``, then ``AWS_DEFAULT_REGION`` (read from
+    ``environ``), then boto3's configuration; a malformed value raises :class:`ConfigError`.
     """
 
     def __init__(
@@ -110,10 +127,11 @@ class Uploader:
             environ.get(env.PREFIX, "") if prefix is None else prefix, bucket=bucket
         )
         self.checksum_algorithm = _checked_algorithm(checksum_algorithm)
+        #: The region every client is made for; None: boto3's configuration decides.
+        self.region_name, self.region_source = region_from_environment(region_name, environ)
         self._provider = provider
         self._session = session
         self._endpoint_url = endpoint_url
-        self._region_name = region_name
         self._environ = environ
         self._multipart_threshold = multipart_threshold
         self._part_size = part_size
@@ -143,12 +161,24 @@ class Uploader:
     ) -> UploadResult:
         """Upload one file; ``key`` defaults to the file's name (under the prefix)."""
         source = Path(path)
+        if not source.exists():
+            raise UploadError(
+                f"{source} does not exist",
+                bucket=self.bucket,
+                key=key,
+                hint="check the path; a relative path is taken from the current directory",
+            )
         if not source.is_file():
-            raise UploadError(f"{source} is not a file", bucket=self.bucket, key=key)
+            raise UploadError(
+                f"{source} is not a file",
+                bucket=self.bucket,
+                key=key,
+                hint="upload_file takes a regular file; upload_dir takes a directory",
+            )
         full_key = self.key_for(key if key is not None else source.name)
         size = source.stat().st_size
         options.setdefault("content_type", _guess_type(source.name))
-        return self._transfer(str(source), full_key, size, options)
+        return replace(self._transfer(str(source), full_key, size, options), path=str(source))
 
     def upload_bytes(self, data: bytes, key: str, **options: Any) -> UploadResult:
         """Upload ``data`` as one object."""
@@ -170,27 +200,43 @@ class Uploader:
         exclude: Iterable[str] = (),
         skip_unchanged: bool = True,
         dry_run: bool = False,
+        on_file: OnFile | None = None,
+        keep_going: bool = True,
         **options: Any,
     ) -> DirectoryResult:
         """Upload every file under ``path`` (relative paths become keys under the prefix).
 
         ``include``/``exclude`` are glob patterns on the relative path (``*.log``, ``tmp/*``).
         With ``skip_unchanged`` a file whose bytes the object already holds is skipped (checked
-        by a SHA-256 stored in the object's metadata). One file's failure does not stop the rest.
+        by a SHA-256 stored in the object's metadata). ``on_file`` is called, in the caller's
+        thread, with a :class:`FileEvent` as each file is skipped, planned, uploaded or fails.
+        One file's failure does not stop the rest; with ``keep_going=False`` the first file is
+        uploaded alone, and if it is refused (:class:`AccessDeniedError`) or finds no
+        credentials, the others are not attempted (``not_attempted``): they would fail the
+        same way.
         """
         root = Path(path)
+        if not root.exists():
+            raise UploadError(f"{root} does not exist", bucket=self.bucket)
         if not root.is_dir():
             raise UploadError(f"{root} is not a directory", bucket=self.bucket)
         result = DirectoryResult(dry_run=dry_run)
+        emit = _Emitter(on_file)
         with _Tree(root) as tree:
             planned = list(self._plan_directory(tree, tuple(include), tuple(exclude), result))
-            digests = self._unchanged_check(tree, planned, result) if skip_unchanged else {}
+            for failed in result.failed:
+                emit("failed", failed.path, failed.key, failed)
+            digests = self._unchanged_check(tree, planned, result, emit) if skip_unchanged else {}
             settled = {*result.skipped, *(failed.key for failed in result.failed)}
             todo = [item for item in planned if item.key not in settled]
             if dry_run:
-                result.planned.extend(item.key for item in todo)
+                for item in todo:
+                    result.planned.append(item.key)
+                    emit("planned", str(item.path), item.key)
                 return result
-            self._upload_many(tree, todo, digests, options, result)
+            self._upload_many(
+                tree, todo, digests, options, result, emit=emit, keep_going=keep_going
+            )
         return result
 
     def list_incomplete(self, older_than: timedelta = timedelta(0)) -> list[IncompleteUpload]:
@@ -441,7 +487,7 @@ class Uploader:
         self._ledger.forget(key)
 
     def _translated(self, error: Exception, key: str | None) -> UploadError:
-        return translate(error, bucket=self.bucket, key=key)
+        return translate(error, bucket=self.bucket, key=key, prefix=self.prefix)
 
     # -- directories ----------------------------------------------------------------------------
 
@@ -508,7 +554,7 @@ class Uploader:
         return fd
 
     def _unchanged_check(
-        self, tree: _Tree, planned: list[_Listed], result: DirectoryResult
+        self, tree: _Tree, planned: list[_Listed], result: DirectoryResult, emit: _Emitter
     ) -> dict[str, str]:
         """SHA-256 of each file; keys whose object already holds those bytes go to skipped."""
 
@@ -522,13 +568,16 @@ class Uploader:
 
         digests = {}
         with ThreadPoolExecutor(self._max_concurrency) as pool:
-            for key, digest, unchanged in pool.map(check, planned):
+            checked = pool.map(check, planned)
+            for item, (key, digest, unchanged) in zip(planned, checked, strict=True):
                 if isinstance(digest, FailedFile):
                     result.failed.append(digest)
+                    emit("failed", digest.path, key, digest)
                     continue
                 digests[key] = digest
                 if unchanged:
                     result.skipped.append(key)
+                    emit("skipped", str(item.path), key)
         return digests
 
     def _remote_digest(self, key: str) -> str | None:
@@ -546,8 +595,12 @@ class Uploader:
         digests: Mapping[str, str],
         options: dict[str, Any],
         result: DirectoryResult,
+        *,
+        emit: _Emitter,
+        keep_going: bool,
     ) -> None:
-        def one(item: _Listed) -> UploadResult | FailedFile:
+        def one(item: _Listed) -> tuple[UploadResult | FailedFile, bool]:
+            """The file's outcome, and whether its failure means the rest would fail too."""
             per_file = dict(options)
             per_file.setdefault("content_type", _guess_type(item.path.name))
             try:
@@ -562,17 +615,51 @@ class Uploader:
                     metadata[SHA256_METADATA] = digest
                     per_file["metadata"] = metadata
                     size = os.fstat(handle.fileno()).st_size
-                    return self._transfer(handle, item.key, size, per_file)
-            except (TaskCredsError, OSError) as exc:
-                return _failed(item, exc)
+                    uploaded = self._transfer(handle, item.key, size, per_file)
+                    return replace(uploaded, path=str(item.path)), False
+            except TaskCredsError as exc:
+                return _failed(item, exc), _fails_every_file(exc)
+            except OSError as exc:
+                return _failed(item, exc), False
 
+        outcomes: list[UploadResult | FailedFile | None] = [None] * len(todo)
+
+        def settle(index: int, outcome: UploadResult | FailedFile) -> None:
+            outcomes[index] = outcome
+            item = todo[index]
+            if isinstance(outcome, UploadResult):
+                emit("uploaded", str(item.path), item.key, outcome)
+            else:
+                emit("failed", outcome.path, outcome.key, outcome)
+
+        start = 0
+        if not keep_going and todo:
+            # The first file alone: if the role may not write here at all, that is one refusal
+            # and not one per file.
+            first, every_file = one(todo[0])
+            settle(0, first)
+            start = 1
+            if every_file:
+                result.not_attempted.extend(item.key for item in todo[1:])
+                todo = todo[:1]
         # Files are uploaded a few at a time; each one's parts share the transfer manager's pool.
-        with ThreadPoolExecutor(self._max_concurrency) as pool:
-            for outcome in pool.map(one, todo):
-                if isinstance(outcome, UploadResult):
-                    result.uploaded.append(outcome)
-                else:
-                    result.failed.append(outcome)
+        # Outcomes are reported as they come, and kept in the order of the paths.
+        pool = ThreadPoolExecutor(self._max_concurrency)
+        try:
+            futures: dict[Future[tuple[UploadResult | FailedFile, bool]], int] = {
+                pool.submit(one, todo[index]): index for index in range(start, len(todo))
+            }
+            for future in as_completed(futures):
+                settle(futures[future], future.result()[0])
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: start no further file
+            raise
+        pool.shutdown(wait=True)
+        for outcome in outcomes:
+            if isinstance(outcome, UploadResult):
+                result.uploaded.append(outcome)
+            elif outcome is not None:
+                result.failed.append(outcome)
 
     # -- clients --------------------------------------------------------------------------------
 
@@ -620,7 +707,7 @@ class Uploader:
             s3={"addressing_style": "path"} if path_style else None,
         )
         client = session.client(
-            "s3", endpoint_url=self._endpoint_url, region_name=self._region_name, config=config
+            "s3", endpoint_url=self._endpoint_url, region_name=self.region_name, config=config
         )
         self._ledger.register(client.meta.events)
         if self._provider is not None or self._session is None:
@@ -640,7 +727,7 @@ class Uploader:
 
         return session(
             provider=self._provider_or_default(),
-            region_name=self._region_name,
+            region_name=self.region_name,
             environ=self._environ,
         )
 
@@ -705,6 +792,29 @@ def _sha256(handle: IO[bytes]) -> str:
 
 def _failed(item: _Listed, error: Exception) -> FailedFile:
     return FailedFile(str(item.path), item.key, str(error), type(error).__name__)
+
+
+def _fails_every_file(error: TaskCredsError) -> bool:
+    """Whether every other file of the directory would fail the same way: the role may not
+    write here, or there are no credentials (any error that is not about this one object)."""
+    return isinstance(error, AccessDeniedError) or not isinstance(error, UploadError)
+
+
+class _Emitter:
+    """Calls ``upload_dir``'s ``on_file`` callback, if there is one."""
+
+    def __init__(self, on_file: OnFile | None) -> None:
+        self._on_file = on_file
+
+    def __call__(
+        self,
+        status: FileStatus,
+        path: str,
+        key: str | None,
+        outcome: UploadResult | FailedFile | None = None,
+    ) -> None:
+        if self._on_file is not None:
+            self._on_file(FileEvent(status, path, key, outcome))
 
 
 def _holds_this_write(

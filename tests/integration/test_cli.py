@@ -114,6 +114,81 @@ def test_show_warnings_go_to_stderr(
     assert "warning: AWS_ACCESS_KEY_ID is set" in err
 
 
+BOTH_WARNING = (
+    "both AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and AWS_CONTAINER_CREDENTIALS_FULL_URI are set"
+)
+
+
+@pytest.mark.parametrize("json_mode", [False, True])
+def test_show_prints_the_both_variables_warning_once(
+    canary: AgentServer,
+    env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    json_mode: bool,
+) -> None:
+    # The process environment never holds RELATIVE_URI (that would aim at 169.254.170.2): show
+    # reads a mapping with both variables, and its fetch of the RELATIVE_URI endpoint goes to
+    # the canary on 127.0.0.1 instead. The library still logs the warning; show prints it once.
+    from taskcreds.cli import show
+    from taskcreds.endpoint import Endpoint, resolve_endpoint
+    from taskcreds.fetch import Fetcher, FetchResult
+
+    both = {
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/never-fetched",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": canary.full_uri,
+    }
+    loopback = resolve_endpoint({"AWS_CONTAINER_CREDENTIALS_FULL_URI": canary.full_uri})
+    asked: list[str] = []
+
+    class LoopbackFetcher(Fetcher):
+        def fetch(self, endpoint: Endpoint) -> FetchResult:
+            asked.append(endpoint.variable)
+            return super().fetch(loopback)
+
+    env.setattr(show, "_environ", lambda: both)
+    env.setattr(show, "Fetcher", LoopbackFetcher)
+    code, out, err = run(["show", "--json"] if json_mode else ["show"], capsys)
+    assert code == 0
+    assert asked == ["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"]
+    if json_mode:
+        warnings = json.loads(out)["warnings"]
+        assert [w for w in warnings if BOTH_WARNING in w] == [
+            f"{BOTH_WARNING}; using "
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (every AWS SDK does the same)"
+        ]
+        assert BOTH_WARNING not in err
+    else:
+        assert out.splitlines()[0] == (
+            "source      AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (ECS task role)"
+        )
+        assert err.count(BOTH_WARNING) == 1
+        assert err.startswith(f"warning: {BOTH_WARNING}")
+        assert "WARNING taskcreds" not in err
+
+
+def test_the_library_still_logs_the_both_variables_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # For programs that never read Endpoint.warnings; only the CLI holds the record back.
+    from taskcreds.cli._inspect import resolve_for_report
+    from taskcreds.endpoint import resolve_endpoint
+
+    both = {
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/x",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:9/creds",
+    }
+    with caplog.at_level(logging.WARNING, logger="taskcreds"):
+        endpoint = resolve_endpoint(both)  # resolves only: no request is made
+    assert [r.getMessage() for r in caplog.records] == list(endpoint.warnings)
+    assert BOTH_WARNING in endpoint.warnings[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="taskcreds"):
+        reported = resolve_for_report(both)
+        logging.getLogger("taskcreds").warning("an unrelated warning")
+    assert reported.warnings == endpoint.warnings
+    assert [r.getMessage() for r in caplog.records] == ["an unrelated warning"]
+
+
 def test_show_quiet(
     canary: AgentServer, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
+import itertools
 import json
 import os
 import subprocess
@@ -312,8 +314,10 @@ def test_no_overwrite_on_taken_key_exits_8(
     code, out, err = run([str(path), "--no-overwrite"], capsys, served)
     assert code == 8
     message = f"s3://app-a/{prefix}once.txt already exists and --no-overwrite was given"
-    assert f"failed {path}: {message}" in out
-    assert err.startswith(f"taskcreds: error: {message}")
+    assert err.startswith(f"failed {path}: {message}")
+    assert err.count(message) == 1  # printed once, not again as "taskcreds: error: ..."
+    assert message not in out
+    assert out.splitlines()[-1].startswith("0 uploaded (0 bytes)")
     assert read_back(seaweed, "app-a", f"{prefix}once.txt") == b"first\n"
 
     site = make_site(tmp_path / "site")
@@ -339,15 +343,17 @@ def test_other_apps_bucket_exits_7_naming_the_action(
     path.write_text("task A was here\n")
     code, out, err = run([str(path), "--bucket", "app-b"], capsys, served)
     assert code == 7
-    assert "access denied" in out
-    assert "s3:PutObject" in out
-    assert "s3:PutObject" in err
+    assert "access denied" not in out  # the failure is on stderr, once
+    assert err.count("access denied") == 1
+    assert f"grant s3:PutObject on arn:aws:s3:::app-b/{prefix}* to the task role" in err
+    assert "note.txt to the task role" not in err  # a grant on the prefix, not per object
 
     site = make_site(tmp_path / "site")
-    code, document = run_json([str(site), "--bucket", "app-b"], capsys, served)
+    code, document = run_json([str(site), "--bucket", "app-b", "--keep-going"], capsys, served)
     assert code == 7
     assert document["uploaded"] == []
     assert len(document["failed"]) == 4
+    assert document["not_attempted"] == []
     assert {item["error"] for item in document["failed"]} == {"AccessDeniedError"}
     assert all("s3:PutObject" in item["reason"] for item in document["failed"])
     assert keys_in(seaweed, "app-b", prefix) == []
@@ -376,6 +382,161 @@ def test_access_denied_outranks_other_failures(
     assert code == 7  # access denied anywhere wins over any other upload failure
     assert sorted(item["exit_code"] for item in document["failed"]) == [7, 8]
     assert keys_in(seaweed, "app-b", prefix) == []
+
+
+@pytest.mark.usefixtures("task_env")
+def test_directory_refused_stops_after_its_first_file(
+    seaweed: SeaweedFS,
+    served: _Served,
+    prefix: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    site = make_site(tmp_path / "site")  # 4 files; css/main.css is the first in path order
+    code, out, err = run([str(site), "--bucket", "app-b"], capsys, served)
+    assert code == 7
+    [failed_line, stopped_line] = err.splitlines()
+    assert failed_line.startswith(f"failed {site}/css/main.css: access denied: ")
+    # One grant on the prefix, never one per object.
+    assert f"grant s3:PutObject on arn:aws:s3:::app-b/{prefix}* to the task role" in failed_line
+    assert stopped_line == (
+        f"stopped {site}: its first file failed with AccessDeniedError, so the other 3 files "
+        "were not attempted (they would fail the same way); --keep-going tries every file"
+    )
+    assert out.splitlines()[-1].startswith(
+        f"0 uploaded (0 bytes) to s3://app-b/{prefix}, 0 skipped (unchanged), 1 failed, "
+        "3 not attempted in "
+    )
+
+    code, document = run_json([str(site), "--bucket", "app-b"], capsys, served)
+    assert code == 7
+    [failed] = document["failed"]
+    assert failed["path"] == str(site / "css" / "main.css")
+    assert failed["exit_code"] == 7
+    assert document["not_attempted"] == [
+        f"{prefix}{name}" for name in ("debug.log", "index.html", "tmp/scratch.html")
+    ]
+    assert document["totals"]["not_attempted"] == 3
+    assert keys_in(seaweed, "app-b", prefix) == []
+
+
+@pytest.mark.usefixtures("task_env")
+def test_directory_lines_are_printed_as_each_file_is_done(
+    served: _Served,
+    prefix: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # stdout is a StringIO: not a terminal, as in ECS logs or CI. When each file's upload
+    # starts, the lines of the files before it must be out already (not at the end).
+    from taskcreds.upload import Uploader
+
+    site = tmp_path / "site"
+    site.mkdir()
+    names = ["a.txt", "b.txt", "c.txt"]
+    for name in names:
+        (site / name).write_text(name)
+    stdout = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    seen_at_start: dict[str, str] = {}
+    original = Uploader._transfer
+
+    def spy(self: Uploader, source: Any, key: str, *args: Any, **kwargs: Any) -> Any:
+        seen_at_start[key.rsplit("/", 1)[-1]] = stdout.getvalue()
+        return original(self, source, key, *args, **kwargs)
+
+    monkeypatch.setattr(Uploader, "_transfer", spy)
+    assert main(["upload", str(site), "--concurrency", "1"]) == 0
+    served.assert_absent(stdout.getvalue())
+    assert seen_at_start["a.txt"] == ""
+    for before, name in itertools.pairwise(names):
+        assert f"uploaded s3://app-a/{prefix}{before} (" in seen_at_start[name]
+    lines = stdout.getvalue().splitlines()
+    assert [line.split(" (")[0] for line in lines[:3]] == [
+        f"uploaded s3://app-a/{prefix}{name}" for name in names
+    ]
+    assert lines[3].startswith(f"3 uploaded (15 bytes) to s3://app-a/{prefix}")
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.usefixtures("task_env")
+def test_quiet_prints_only_failures_and_the_summary(
+    served: _Served,
+    prefix: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    site = make_site(tmp_path / "site")
+    code, out, err = run([str(site), "--quiet"], capsys, served)
+    assert code == 0
+    assert err == ""
+    [summary] = out.splitlines()
+    assert summary.startswith("4 uploaded (")
+    code, out, err = run(
+        [str(site), "--quiet", "--no-overwrite", "--no-skip-unchanged"], capsys, served
+    )
+    assert code == 8
+    assert out.splitlines()[-1].startswith("0 uploaded (0 bytes)")
+    assert len(out.splitlines()) == 1
+    assert len(err.splitlines()) == 4  # one line per failure, each once
+    assert all(line.startswith(f"failed {site}/") for line in err.splitlines())
+    code, document = run_json([str(site), "--quiet"], capsys, served)  # JSON is still printed
+    assert code == 0
+    assert document["totals"]["skipped"] == 4
+
+
+@pytest.mark.usefixtures("task_env")
+def test_json_entries_carry_the_local_path(
+    served: _Served,
+    prefix: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    site = make_site(tmp_path / "site")
+    (site / "back\\slash.txt").write_text("a name the key rules refuse\n")
+    single = tmp_path / "notes.txt"
+    single.write_text("notes\n")
+    code, document = run_json([str(single), str(site)], capsys, served)
+    assert code == 8
+    paths = {item["key"]: item["path"] for item in document["uploaded"]}
+    assert paths == {
+        f"{prefix}notes.txt": str(single),
+        f"{prefix}css/main.css": str(site / "css" / "main.css"),
+        f"{prefix}debug.log": str(site / "debug.log"),
+        f"{prefix}index.html": str(site / "index.html"),
+        f"{prefix}tmp/scratch.html": str(site / "tmp" / "scratch.html"),
+    }
+    [failed] = document["failed"]
+    assert failed["path"] == str(site / "back\\slash.txt")
+
+
+@pytest.mark.usefixtures("task_env")
+def test_empty_directory_says_so_and_exits_0(
+    seaweed: SeaweedFS,
+    served: _Served,
+    prefix: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)  # only an empty sub-directory: still nothing to upload
+    code, out, err = run([str(empty)], capsys, served)
+    assert code == 0
+    assert err == f"nothing to upload: {empty} is empty\n"
+    assert out.splitlines() == [out.splitlines()[-1]]
+    assert out.startswith(f"0 uploaded (0 bytes) to s3://app-a/{prefix}, 0 skipped")
+    code, document = run_json([str(empty)], capsys, served)
+    assert code == 0
+    assert document["ok"] is True
+    assert document["nothing_to_upload"] == [
+        {"path": str(empty), "message": f"nothing to upload: {empty} is empty"}
+    ]
+    site = make_site(tmp_path / "site")
+    code, out, err = run([str(site), "--include", "*.pdf"], capsys, served)
+    assert code == 0
+    assert err == f"nothing to upload: no file in {site} matches --include/--exclude\n"
+    assert keys_in(seaweed, "app-a", prefix) == []
 
 
 def test_no_bucket_exits_2(
@@ -528,10 +689,10 @@ def test_hostile_file_names_are_escaped(
     for char in "\x1b\u202e\udcff":
         assert char not in out + err
     assert code == 8
-    assert f"failed {site}/bad\\x1b[2J.txt: " in out
-    assert "raw\\udcff.txt: " in out
+    assert f"failed {site}/bad\\x1b[2J.txt: " in err
+    assert "raw\\udcff.txt: " in err
     assert f"uploaded s3://app-a/{prefix}evil\\u202etxt.exe " in out
-    assert "taskcreds: error: " in err
+    assert "taskcreds: error: " not in err  # each failure once, as its "failed" line
     assert keys_in(seaweed, "app-a", prefix) == [f"{prefix}evil\u202etxt.exe", f"{prefix}ok.txt"]
 
 

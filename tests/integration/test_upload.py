@@ -21,7 +21,7 @@ import taskcreds
 from taskcreds import AccessDeniedError, ConfigError, KeyOutsidePrefixError, ObjectExistsError
 from taskcreds.local import AgentServer
 from taskcreds.local.seaweed import SeaweedFS
-from taskcreds.upload import Uploader
+from taskcreds.upload import FailedFile, FileEvent, Uploader, UploadResult
 
 MiB = 1024 * 1024
 
@@ -204,6 +204,110 @@ def test_upload_dir_include_exclude_skip_unchanged(
         Bucket="app-a", Key=uploader.key_for("index.html")
     )["ContentType"]
     assert content_type == "text/html"
+
+
+def test_upload_dir_reports_each_file_as_it_settles_with_its_path(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, tmp_path: Path
+) -> None:
+    root = tmp_path / "site"
+    (root / "css").mkdir(parents=True)
+    (root / "index.html").write_text("<h1>hi</h1>")
+    (root / "css" / "a.css").write_text("body{}")
+    (root / "bad\\name.txt").write_text("a name the key rules refuse")
+    events: list[FileEvent] = []
+    with uploader_for(seaweed, provider) as uploader:
+        planned = uploader.upload_dir(root, dry_run=True, on_file=events.append)
+        assert sorted((e.status, e.path) for e in events) == [
+            ("failed", str(root / "bad\\name.txt")),
+            ("planned", str(root / "css" / "a.css")),
+            ("planned", str(root / "index.html")),
+        ]
+        assert sorted(planned.planned) == sorted(e.key for e in events if e.status == "planned")
+        events.clear()
+        first = uploader.upload_dir(root, on_file=events.append)
+        (root / "index.html").write_text("<h1>changed</h1>")
+        again: list[FileEvent] = []
+        uploader.upload_dir(root, on_file=again.append)
+    uploaded = {e.path: e for e in events if e.status == "uploaded"}
+    assert sorted(uploaded) == [str(root / "css" / "a.css"), str(root / "index.html")]
+    for path, event in uploaded.items():
+        assert isinstance(event.outcome, UploadResult)
+        assert event.outcome.path == path
+        assert event.key == event.outcome.key
+    # The result keeps the order of the paths, whatever order the files finished in.
+    assert [r.path for r in first.uploaded] == [
+        str(root / "css" / "a.css"),
+        str(root / "index.html"),
+    ]
+    [failed] = [e for e in events if e.status == "failed"]
+    assert isinstance(failed.outcome, FailedFile)
+    assert failed.outcome.error == "KeyOutsidePrefixError"
+    assert sorted((e.status, Path(e.path).name) for e in again) == [
+        ("failed", "bad\\name.txt"),
+        ("skipped", "a.css"),
+        ("uploaded", "index.html"),
+    ]
+
+
+def test_upload_file_result_carries_the_path(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, tmp_path: Path
+) -> None:
+    path = tmp_path / "report.csv"
+    path.write_text("day,count\n1,42\n")
+    with uploader_for(seaweed, provider) as uploader:
+        assert uploader.upload_file(path).path == str(path)
+        assert uploader.upload_bytes(b"x", "x.bin").path is None
+
+
+@pytest.mark.parametrize("keep_going", [False, True])
+def test_upload_dir_stops_when_the_first_file_is_refused(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, tmp_path: Path, keep_going: bool
+) -> None:
+    root = tmp_path / "site"
+    root.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt", "d.txt"):
+        (root / name).write_text(name)
+    events: list[FileEvent] = []
+    with uploader_for(seaweed, provider, bucket="app-b", prefix="x/") as uploader:
+        result = uploader.upload_dir(root, keep_going=keep_going, on_file=events.append)
+    assert not result.ok
+    assert keys_in(seaweed, "app-b", "x/") == []
+    if keep_going:
+        assert [f.path for f in result.failed] == [
+            str(root / n) for n in ("a.txt", "b.txt", "c.txt", "d.txt")
+        ]
+        assert result.not_attempted == []
+    else:  # the first file in path order alone, then nothing: the rest would be refused too
+        [failed] = result.failed
+        assert failed.path == str(root / "a.txt")
+        assert result.not_attempted == ["x/b.txt", "x/c.txt", "x/d.txt"]
+        assert [(e.status, e.path) for e in events] == [("failed", str(root / "a.txt"))]
+    assert {f.error for f in result.failed} == {"AccessDeniedError"}
+    # The advice is one grant on the prefix, never one per object.
+    assert all("grant s3:PutObject on arn:aws:s3:::app-b/x/* " in f.reason for f in result.failed)
+
+
+def test_upload_dir_keeps_going_after_a_later_refusal(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, tmp_path: Path
+) -> None:
+    # Only the first file decides: a refusal after it may be about that one object.
+    root = tmp_path / "d"
+    root.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (root / name).write_text(name)
+    with uploader_for(seaweed, provider) as uploader:
+        original = uploader._transfer
+
+        def refuse_b(source: Any, key: str, *args: Any, **kwargs: Any) -> Any:
+            if key.endswith("/b.txt"):
+                raise AccessDeniedError("refused", bucket="app-a", key=key, action="s3:PutObject")
+            return original(source, key, *args, **kwargs)
+
+        uploader._transfer = refuse_b  # type: ignore[method-assign]
+        result = uploader.upload_dir(root, keep_going=False)
+    assert [r.path for r in result.uploaded] == [str(root / "a.txt"), str(root / "c.txt")]
+    assert [f.path for f in result.failed] == [str(root / "b.txt")]
+    assert result.not_attempted == []
 
 
 HOSTILE = [

@@ -20,7 +20,11 @@ import contextlib
 import dataclasses
 import hashlib
 import itertools
+import os
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -579,3 +583,90 @@ def test_lost_answer_in_upload_dir_no_overwrite_is_uploaded(
     assert result.ok, result.failed
     assert [r.key for r in result.uploaded] == [uploader.key_for("a.txt")]
     assert statuses(proxy, "PutObject") == [(200, DROP_RESPONSE), (412, None)]
+
+
+# -- a process killed mid-upload -----------------------------------------------------------------
+
+#: The child: uploads a 3-part file with its own provider (the agent's real STS credentials), and
+#: once the first part is acknowledged (the first byte of the second part is read: with one
+#: request at a time, part 2 starts only after part 1's answer) says so on stdout and blocks
+#: in the callback until it is killed.
+_KILLED_CHILD = """
+import sys, threading
+import taskcreds
+from taskcreds.upload import Uploader
+
+path, prefix, endpoint_url, region, part_size = sys.argv[1:6]
+part_size = int(part_size)
+sent = 0
+told = False
+
+def progress(count):
+    global sent, told
+    sent += count
+    if sent > part_size and not told:
+        told = True
+        print("first part sent", flush=True)
+        threading.Event().wait()  # never set: the parent kills this process
+
+provider = taskcreds.CredentialProvider()
+uploader = Uploader(
+    "app-a", prefix, provider=provider, endpoint_url=endpoint_url, region_name=region,
+    environ={}, part_size=part_size, multipart_threshold=part_size, max_concurrency=1,
+)
+uploader.upload_file(path, "big.bin", progress=progress)
+print("finished: the parent should have killed this process", flush=True)
+"""
+
+
+def test_killed_mid_upload_then_abort_incomplete(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, tmp_path: Path
+) -> None:
+    path = tmp_path / "big.bin"
+    path.write_bytes(payload(MULTIPART_SIZE, seed=9))  # three parts of 5 MiB
+    prefix = f"t-killed-{uuid.uuid4().hex[:8]}/"
+    with AgentServer(lambda: seaweed.assume_role("AppA")) as agent:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": agent.full_uri,  # 127.0.0.1 only
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        argv = [str(path), prefix, seaweed.s3_endpoint, seaweed.region, str(5 * MiB)]
+        child = subprocess.Popen(
+            [sys.executable, "-c", _KILLED_CHILD, *argv],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert child.stdout is not None
+            said = child.stdout.readline()  # blocks until the child says so (or exits)
+            if said != "first part sent\n":
+                child.kill()
+                _, stderr = child.communicate(timeout=30)
+                pytest.fail(f"the child said {said!r}; its stderr:\n{stderr[-3000:]}")
+            child.send_signal(signal.SIGKILL)  # no cleanup can run: no abort, no atexit
+            assert child.wait(timeout=30) == -signal.SIGKILL
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait(timeout=30)
+            for stream in (child.stdout, child.stderr):
+                if stream is not None:
+                    stream.close()
+
+    key = f"{prefix}big.bin"
+    with make_uploader(seaweed.s3_endpoint, provider) as uploader:
+        uploader.prefix = prefix  # the killed process's prefix
+        [left] = uploader.list_incomplete()
+        assert (left.bucket, left.key) == ("app-a", key)
+        assert incomplete_at_s3(seaweed, prefix) == [left.upload_id]
+        with contextlib.closing(seaweed.admin_client("s3")) as s3:
+            parts = s3.list_parts(Bucket="app-a", Key=key, UploadId=left.upload_id)
+        assert [part["PartNumber"] for part in parts.get("Parts", [])][:1] == [1]
+        assert uploader.abort_incomplete(older_than=timedelta(0)) == [left]
+        assert_nothing_left(seaweed, uploader)
+    assert not exists(seaweed, key)

@@ -69,3 +69,33 @@ def test_conflict_after_every_retry_is_not_object_exists() -> None:
     assert "ConditionalRequestConflict" in str(error)
     assert "not known" in str(error)
     assert (error.bucket, error.key) == ("b", "k")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "resource"),
+    [("x/", "arn:aws:s3:::app-b/x/*"), ("", "arn:aws:s3:::app-b/*")],
+)
+def test_access_denied_hint_grants_the_prefix_not_the_object(prefix: str, resource: str) -> None:
+    error = translate(
+        client_error("AccessDenied", "Access Denied", "PutObject"),
+        bucket="app-b",
+        key=f"{prefix}deep/report.csv",
+        prefix=prefix,
+    )
+    assert isinstance(error, AccessDeniedError)
+    assert error.hint == (
+        f"grant s3:PutObject on {resource} to the task role "
+        "(docs/uploading.md lists the actions each feature needs)"
+    )
+    assert "report.csv" not in error.hint
+
+
+def test_list_multipart_uploads_hint_is_the_bucket() -> None:
+    error = translate(
+        client_error("AccessDenied", "Access Denied", "ListMultipartUploads"),
+        bucket="app-b",
+        key=None,
+        prefix="x/",
+    )
+    assert error.hint is not None
+    assert "on arn:aws:s3:::app-b to the task role" in error.hint
