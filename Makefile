@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict taskcreds
+	$(BIN)/mypy --strict taskcreds taskcreds_demo
 
 unit: $(STAMP)
 	$(BIN)/pytest

@@ -25,7 +25,7 @@ from bench._common import PYTHON, Measured, child_env, run_measured
 if TYPE_CHECKING:
     from taskcreds.credentials import Credentials
     from taskcreds.local import AgentServer
-    from taskcreds.local.seaweed import SeaweedFS
+    from taskcreds_demo.seaweed import SeaweedFS
 
 __all__ = ["S3Bench", "Sample", "s3_bench"]
 
@@ -107,7 +107,7 @@ class S3Bench:
 def s3_bench(seaweed: SeaweedFS | None = None) -> Iterator[S3Bench]:
     """A running SeaweedFS (``seaweed``, or one started and stopped here) and the endpoint."""
     from taskcreds.local import AgentServer, StaticSource
-    from taskcreds.local.seaweed import SeaweedFS
+    from taskcreds_demo.seaweed import SeaweedFS
 
     with contextlib.ExitStack() as stack:
         if seaweed is None:

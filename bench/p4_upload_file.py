@@ -28,7 +28,7 @@ from bench._common import (
 from bench._s3 import S3Bench, Sample, s3_bench, summary
 
 if TYPE_CHECKING:
-    from taskcreds.local.seaweed import SeaweedFS
+    from taskcreds_demo.seaweed import SeaweedFS
 
 TITLE = "one big file to S3 (SeaweedFS)"
 PEERS = {"boto3": "boto3 upload_file (default TransferConfig)", "cli": "aws s3 cp"}

@@ -21,7 +21,7 @@ from bench._common import KiB, aws_cli, interleaved, median, result, row, temp_d
 from bench._s3 import S3Bench, Sample, s3_bench, summary
 
 if TYPE_CHECKING:
-    from taskcreds.local.seaweed import SeaweedFS
+    from taskcreds_demo.seaweed import SeaweedFS
 
 TITLE = "a directory of small files to S3 (SeaweedFS)"
 PEERS = {"cli": ("aws s3 cp --recursive", 1.2), "loop": ("boto3 put_object loop", 4.0)}

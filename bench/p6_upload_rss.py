@@ -16,7 +16,7 @@ from bench._common import GiB, MiB, interleaved, make_big_file, median, result, 
 from bench._s3 import Sample, s3_bench, summary
 
 if TYPE_CHECKING:
-    from taskcreds.local.seaweed import SeaweedFS
+    from taskcreds_demo.seaweed import SeaweedFS
 
 TITLE = "peak RSS uploading a very big file"
 PEER = "boto3 upload_file (reference, no goal)"

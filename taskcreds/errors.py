@@ -20,14 +20,14 @@ TaskCredsError
 │   ├── AccessDeniedError            .bucket .key .action (the IAM action that was missing)
 │   ├── ObjectExistsError            no-overwrite write found the key taken
 │   └── KeyOutsidePrefixError (also ValueError)
-└── SeaweedError (also RuntimeError) the local SeaweedFS (taskcreds.local.seaweed) failed
+└── SeaweedError (also RuntimeError) the local SeaweedFS (taskcreds_demo.seaweed) failed
     ├── SeaweedPortError             no free ports, or weed found them taken on every attempt
     └── WeedNotFoundError            (above: also a DependencyMissingError, so exit code 2)
 ```
 
 Every class is defined here except ``CredentialSourceError``, which lives in
 :mod:`taskcreds.local` (next to the sources that raise it) and derives from ``ConfigError``.
-:mod:`taskcreds.local.seaweed` re-exports the three SeaweedFS errors.
+:mod:`taskcreds_demo.seaweed` re-exports the three SeaweedFS errors.
 
 Every error has a one-line ``hint`` saying what to do about it, and ``retryable`` says whether
 trying the same call again later can succeed. No message ever contains a secret key, a session
@@ -269,7 +269,7 @@ class DependencyMissingError(ConfigError):
 
 
 class SeaweedError(TaskCredsError, RuntimeError):
-    """The local SeaweedFS (:mod:`taskcreds.local.seaweed`) could not be found, started or driven.
+    """The local SeaweedFS (:mod:`taskcreds_demo.seaweed`) could not be found, started or driven.
 
     The message of a start-up failure ends with the last lines weed wrote.
     """

@@ -415,6 +415,3 @@ def default_provider() -> CredentialProvider:
         if _default_provider is None:
             _default_provider = CredentialProvider()
         return _default_provider
-
-
-_get_default_provider = default_provider  # the name the uploader used; it goes with its split

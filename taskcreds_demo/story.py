@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
-    from taskcreds.local.seaweed import require_weed
+    from taskcreds_demo.seaweed import require_weed
 
     try:
         weed = require_weed()  # before the first line: a plain install gets one line, no story
@@ -159,7 +159,7 @@ class _Context:
 
 def _start(stack: ExitStack, say: _Transcript, weed: str) -> _Context:
     from taskcreds.local import AgentServer
-    from taskcreds.local.seaweed import SeaweedFS
+    from taskcreds_demo.seaweed import SeaweedFS
 
     say.line("taskcreds demo: per-app bucket isolation with task-role credentials, for real")
     say.step("start SeaweedFS (S3 + STS + IAM) on 127.0.0.1, roles AppA -> app-a, AppB -> app-b")

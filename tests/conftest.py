@@ -16,7 +16,7 @@ from typing import NoReturn
 
 import pytest
 
-from taskcreds.local.seaweed import SeaweedError, SeaweedFS, find_weed
+from taskcreds_demo.seaweed import SeaweedError, SeaweedFS, find_weed
 
 
 def in_ci() -> bool:

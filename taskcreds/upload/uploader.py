@@ -733,9 +733,9 @@ class Uploader:
 
     def _provider_or_default(self) -> CredentialProvider:
         if self._provider is None:
-            from taskcreds.provider import _get_default_provider
+            from taskcreds.provider import default_provider
 
-            self._provider = _get_default_provider()
+            self._provider = default_provider()
         return self._provider
 
 

@@ -122,7 +122,7 @@ def run_demo(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProces
 
 def test_the_plain_install_has_no_weed(tmp_path: Path) -> None:
     command, env = plain_install(tmp_path)
-    command[-1] += "from taskcreds.local.seaweed import find_weed; print(find_weed())"
+    command[-1] += "from taskcreds_demo.seaweed import find_weed; print(find_weed())"
     found = run_demo(command, env)
     assert found.stdout.strip() == "None", found.stderr
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from taskcreds.local.seaweed import SeaweedFS
+from taskcreds_demo.seaweed import SeaweedFS
 
 from .conftest import clean_env, serve_local
 

@@ -26,7 +26,7 @@ from bench.__main__ import render_table
 from bench._auditlog import lines
 from bench._common import MiB
 from taskcreds.audit import parse_line
-from taskcreds.local.seaweed import SeaweedFS
+from taskcreds_demo.seaweed import SeaweedFS
 
 _RESULT_FIELDS = {"id", "title", "ours", "peer", "ratio", "goal", "met", "rows", "details"}
 _ROW_FIELDS = {"id", "what", "unit", "ours", "peer", "peer_name", "ratio", "goal", "met"}

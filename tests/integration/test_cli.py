@@ -18,7 +18,7 @@ from taskcreds.cli._common import EXIT_INTERNAL
 from taskcreds.credentials import Credentials, format_timestamp
 from taskcreds.errors import CredentialsExpiredError
 from taskcreds.local import AgentServer, Faults, StaticSource
-from taskcreds.local.seaweed import SeaweedFS
+from taskcreds_demo.seaweed import SeaweedFS
 
 CANARY_SECRET = "CANARYsecretKEY/do+not+print+0123456789"
 CANARY_TOKEN = "CANARYsessionTOKEN//do+not+print"

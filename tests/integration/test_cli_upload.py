@@ -27,8 +27,8 @@ from taskcreds.cli import main
 from taskcreds.cli import upload as upload_command
 from taskcreds.credentials import Credentials
 from taskcreds.local import AgentServer
-from taskcreds.local.seaweed import SeaweedFS
 from taskcreds.upload import CHECKSUM_ALGORITHMS
+from taskcreds_demo.seaweed import SeaweedFS
 
 MiB = 1024 * 1024
 

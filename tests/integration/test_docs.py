@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from taskcreds.local import AgentServer
-from taskcreds.local.seaweed import SeaweedFS
+from taskcreds_demo.seaweed import SeaweedFS
 
 ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.M | re.S)

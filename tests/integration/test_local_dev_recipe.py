@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from taskcreds.local.seaweed import SeaweedFS
+from taskcreds_demo.seaweed import SeaweedFS
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "local-development.md"
@@ -162,7 +162,7 @@ def documented_endpoint(blocks: list[Block]) -> str:
 
 def test_the_page_has_the_three_steps() -> None:
     launcher, serve, app = recipe()
-    assert launcher.commands == ["python -m taskcreds.local.seaweed"]
+    assert launcher.commands == ["python -m taskcreds_demo.seaweed"]
     assert len(serve.commands) == 1
     assert serve.commands[0].startswith("python -m taskcreds serve-local --role-arn ")
     assert app.commands == ["cd docs/examples && python -m app"]
@@ -186,7 +186,7 @@ def test_the_launcher_prints_what_the_page_shows(
     launcher, serve, _ = recipe()
     stderr = tmp_path / "launcher.err"
     running = Running(
-        [sys.executable, "-m", "taskcreds.local.seaweed"], isolated(tmp_path, {}), stderr
+        [sys.executable, "-m", "taskcreds_demo.seaweed"], isolated(tmp_path, {}), stderr
     )
     started.append(running)
     lines = running.read_until(re.compile(r"^#   TASKCREDS_BUCKET="))

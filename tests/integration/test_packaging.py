@@ -102,10 +102,12 @@ def test_wheel_holds_the_package_and_nothing_else(built: dict[str, Path]) -> Non
     with zipfile.ZipFile(built["wheel"]) as wheel:
         names = wheel.namelist()
     tops = {name.split("/")[0] for name in names}
-    assert tops == {"taskcreds", f"taskcreds-{__version__}.dist-info"}
+    # The runtime package, and the demo (with its SeaweedFS launcher) as a package of its own.
+    assert tops == {"taskcreds", "taskcreds_demo", f"taskcreds-{__version__}.dist-info"}
     assert "taskcreds/py.typed" in names
     assert "taskcreds/upload/uploader.py" in names
-    assert "taskcreds/local/seaweed.py" in names
+    assert "taskcreds_demo/seaweed.py" in names
+    assert not [name for name in names if name.startswith("taskcreds/") and "seaweed" in name]
     for part in ("tests", "bench", "docs", "tools", "__pycache__"):
         assert not [name for name in names if f"/{part}/" in f"/{name}"], part
     assert not [name for name in names if name.endswith((".pyc", ".pyo"))]

@@ -42,10 +42,10 @@ import taskcreds
 from taskcreds import AccessDeniedError, ObjectExistsError
 from taskcreds.cli import main
 from taskcreds.local import AgentServer
-from taskcreds.local.seaweed import SeaweedError, SeaweedFS, find_weed
 from taskcreds.policy import DEFAULT_FEATURES, FEATURES
 from taskcreds.upload import Uploader
 from taskcreds.upload._errors import translate
+from taskcreds_demo.seaweed import SeaweedError, SeaweedFS, find_weed
 from tests.conftest import unavailable
 
 MiB = 1024 * 1024

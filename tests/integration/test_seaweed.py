@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-import taskcreds.local.seaweed as seaweed_module
+import taskcreds_demo.seaweed as seaweed_module
 from taskcreds.credentials import Credentials
-from taskcreds.local.seaweed import (
+from taskcreds_demo.seaweed import (
     SeaweedError,
     SeaweedFS,
     WeedNotFoundError,

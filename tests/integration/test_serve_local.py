@@ -31,7 +31,7 @@ import requests
 
 import taskcreds
 from taskcreds.local import DEFAULT_ROLE_ARN, AgentServer, CredentialSourceError
-from taskcreds.local.seaweed import SeaweedFS
+from taskcreds_demo.seaweed import SeaweedFS
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 5.0

@@ -20,8 +20,8 @@ import pytest
 import taskcreds
 from taskcreds import AccessDeniedError, ConfigError, KeyOutsidePrefixError, ObjectExistsError
 from taskcreds.local import AgentServer
-from taskcreds.local.seaweed import SeaweedFS
 from taskcreds.upload import FailedFile, FileEvent, Uploader, UploadResult
+from taskcreds_demo.seaweed import SeaweedFS
 
 MiB = 1024 * 1024
 

@@ -4,7 +4,7 @@
   the requests are signed by several successive sessions and the object is byte-exact.
 - Expired credentials: S3 answers ``InvalidAccessKeyId`` (what SeaweedFS says for an expired
   session token too); the uploader refreshes once and retries that very request, re-signed.
-- Faults: a proxy (``_s3proxy``) between the uploader and SeaweedFS answers 500 InternalError,
+- Faults: a proxy (``tests.support.s3proxy``) between the uploader and SeaweedFS answers 500 InternalError,
   503 SlowDown, or resets the connection in the middle of a part. One fault: the upload completes
   byte-exact. Faults on every attempt: a clear ``UploadError``. Either way nothing incomplete is
   left under the prefix.
@@ -41,12 +41,11 @@ import taskcreds
 from taskcreds import AccessDeniedError, ObjectExistsError, UploadError
 from taskcreds.credentials import Credentials
 from taskcreds.local import AgentServer
-from taskcreds.local.seaweed import SeaweedError, SeaweedFS, find_weed
 from taskcreds.upload import Uploader
 from taskcreds.upload._hooks import CONFLICT_ATTEMPTS
+from taskcreds_demo.seaweed import SeaweedError, SeaweedFS, find_weed
 from tests.conftest import unavailable
-
-from ._s3proxy import (
+from tests.support.s3proxy import (
     CONFLICT,
     DROP_RESPONSE,
     INTERNAL_ERROR,

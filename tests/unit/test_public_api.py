@@ -91,7 +91,7 @@ def test_importtime_shows_no_boto3() -> None:
 
 def test_the_seaweedfs_and_dependency_errors_are_in_the_tree() -> None:
     from taskcreds import errors
-    from taskcreds.local import seaweed
+    from taskcreds_demo import seaweed
 
     assert issubclass(errors.DependencyMissingError, errors.ConfigError)
     assert issubclass(errors.SeaweedError, errors.TaskCredsError)
@@ -99,7 +99,7 @@ def test_the_seaweedfs_and_dependency_errors_are_in_the_tree() -> None:
     assert issubclass(errors.SeaweedPortError, errors.SeaweedError)
     assert issubclass(errors.WeedNotFoundError, errors.SeaweedError)
     assert issubclass(errors.WeedNotFoundError, errors.DependencyMissingError)
-    # taskcreds.local.seaweed re-exports the same classes (tests/conftest.py imports them there).
+    # taskcreds_demo.seaweed re-exports the same classes (tests/conftest.py imports them there).
     assert seaweed.SeaweedError is errors.SeaweedError
     assert seaweed.SeaweedPortError is errors.SeaweedPortError
     assert seaweed.WeedNotFoundError is errors.WeedNotFoundError
@@ -126,3 +126,25 @@ def test_every_error_class_is_drawn_in_the_tree() -> None:
     ]
     for cls in [*classes, CredentialSourceError]:
         assert f" {cls.__name__}" in tree or tree.lstrip().startswith(cls.__name__), cls
+
+
+def test_the_runtime_package_imports_no_demo_or_test_tooling() -> None:
+    """Nothing under taskcreds/ imports the demo, SeaweedFS or the tests at import time; the
+    `demo` command's shim imports taskcreds_demo inside its functions only."""
+    import ast
+    from pathlib import Path
+
+    root = Path(taskcreds.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:  # module level only
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                if name.split(".")[0] in ("taskcreds_demo", "tests") or "seaweed" in name:
+                    offenders.append(f"{path.relative_to(root)}: {name}")
+    assert offenders == []
