@@ -36,8 +36,12 @@ _ERROR_DETAIL_LIMIT = 300
 
 
 def format_timestamp(moment: datetime) -> str:
-    """RFC 3339 in UTC, whole seconds, as the agent writes ``Expiration``."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 in UTC, whole seconds, as the agent writes ``Expiration``: ``2026-11-29T21:04:05Z``.
+
+    Always four digits of year (``strftime("%Y")`` writes the year 999 as ``999`` on glibc,
+    which would sort after 2026), so the result compares with other such times as a string.
+    """
+    return moment.astimezone(timezone.utc).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
 
 
 def mask_key_id(access_key_id: str) -> str:

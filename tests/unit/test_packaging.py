@@ -51,7 +51,10 @@ def _runtime_imports() -> dict[str, str]:
                 continue
             for name in names:
                 top = name.partition(".")[0]
-                if top != "taskcreds" and top not in sys.stdlib_module_names:
+                if (
+                    top not in ("taskcreds", "taskcreds_demo")
+                    and top not in sys.stdlib_module_names
+                ):
                     found.setdefault(top, str(path.relative_to(ROOT)))
     return found
 
