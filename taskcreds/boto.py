@@ -124,10 +124,11 @@ def session(
 
         provider = default_provider()
     if environ.get(env.ACCESS_KEY_ID):
+        endpoint = getattr(provider.source, "endpoint", None)
         logger.warning(
-            "%s is set but ignored: taskcreds signs with the task role from %s",
+            "%s is set but ignored: taskcreds signs with the credentials from %s",
             env.ACCESS_KEY_ID,
-            provider.endpoint.variable,
+            endpoint.variable if endpoint is not None else repr(provider.source),
         )
     core: Any = botocore.session.Session()
     core.register_component(

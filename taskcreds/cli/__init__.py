@@ -1,8 +1,11 @@
 """The ``taskcreds`` command line: ``main(argv) -> exit code``.
 
-Each command lives in its own module with ``NAME``, ``HELP``, ``EXAMPLE``, ``add_arguments(parser)``
-and ``run(args, output) -> int``. Results go to stdout and every warning or log line to stderr, so
-``--json`` output always parses. Exit codes are in :mod:`taskcreds.cli._common` and docs/cli.md.
+:data:`COMMANDS` is the one table of commands (name, module, summary): ``--help`` and dispatch
+both come from it. Each command lives in its own module with ``EXAMPLE``,
+``add_arguments(parser)`` and ``run(args, output) -> int``; shared options are in
+:mod:`taskcreds.cli._options`, exit codes, errors and output in :mod:`taskcreds.cli._common`.
+Results go to stdout and every warning or log line to stderr, so ``--json`` output always
+parses.
 """
 
 from __future__ import annotations
@@ -11,17 +14,27 @@ import argparse
 import contextlib
 import importlib
 import logging
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple, NoReturn
 
 from taskcreds._version import __version__
-from taskcreds.cli._common import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, Output, printable
-from taskcreds.errors import TaskCredsError
+from taskcreds.cli._common import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Output,
+    UsageError,
+    discard_stdout,
+    exit_codes_help,
+    printable,
+)
+from taskcreds.errors import InternalError, TaskCredsError
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "Command", "main"]
 
 _log = logging.getLogger(__name__)
 #: Where to report a bug (the hint of an internal error).
@@ -29,59 +42,92 @@ REPORT_TO = "the taskcreds issue tracker"
 #: How much of an unexpected exception's message is shown (it is not ours, so keep it short).
 _MAX_INTERNAL_MESSAGE = 200
 
-# Imported on demand, so `show` never pays for what `upload` or `serve-local` import.
-_COMMANDS = {
-    "show": "taskcreds.cli.show",
-    "doctor": "taskcreds.cli.doctor",
-    "export": "taskcreds.cli.export",
-    "serve-local": "taskcreds.cli.serve_local",
-    "demo": "taskcreds.cli.demo",
-    "upload": "taskcreds.cli.upload",
-    "audit": "taskcreds.cli.audit",
-    "policy": "taskcreds.cli.policy",
-}
-_SUMMARIES = {
-    "show": "show which role and credentials this container gets (never the secrets)",
-    "doctor": "check each step from the environment to the credentials, and say what to fix",
-    "export": "print the credentials for a shell, credential_process or a program (secrets!)",
-    "serve-local": "run a local credentials endpoint that answers as the ECS agent does",
-    "demo": "run the whole story against a local S3 + STS and a local credentials endpoint",
-    "upload": "upload files and directories to the app's own bucket and prefix",
-    "audit": "summarise the ECS agent's credential audit log: who fetched which role, how often",
-    "policy": "print the least-privilege task role policy, trust policy and task definition part",
-}
-_EXIT_CODES_HELP = """exit codes:
-  0 ok  1 usage  2 configuration (not in a container, unsupported host, token)
-  3 endpoint unreachable  4 endpoint HTTP error (incl. 429)  5 malformed response
-  6 credentials expired  7 access denied  8 other upload failure
-  9 internal error (a bug in taskcreds: please report it)  130 interrupted"""
+
+class Command(NamedTuple):
+    """One row of :data:`COMMANDS`: help and dispatch both come from it."""
+
+    name: str
+    #: Imported only when this command runs, so `show` never pays for what `upload` imports.
+    module: str
+    summary: str
 
 
-class _ParseError(Exception):
-    pass
+#: Every command, in the order ``--help`` lists them. A command's module has ``EXAMPLE``,
+#: ``add_arguments(parser)`` and ``run(args, output) -> int``.
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "exec",
+        "taskcreds.cli.exec_",
+        "run a command whose processes all share one credentials broker (one upstream fetch)",
+    ),
+    Command(
+        "broker",
+        "taskcreds.cli.broker",
+        "serve the task role's credentials to every process of the task over loopback",
+    ),
+    Command(
+        "show",
+        "taskcreds.cli.show",
+        "show which role and credentials this container gets (never the secrets)",
+    ),
+    Command(
+        "doctor",
+        "taskcreds.cli.doctor",
+        "check each step from the environment to the credentials, and say what to fix",
+    ),
+    Command(
+        "export",
+        "taskcreds.cli.export",
+        "print the credentials for a shell, credential_process or a program (secrets!)",
+    ),
+    Command(
+        "serve-local",
+        "taskcreds.cli.serve_local",
+        "run a local credentials endpoint that answers as the ECS agent does",
+    ),
+    Command(
+        "demo",
+        "taskcreds.cli.demo",
+        "run the whole story against a local S3 + STS and a local credentials endpoint",
+    ),
+    Command(
+        "upload",
+        "taskcreds.cli.upload",
+        "upload files and directories to the app's own bucket and prefix",
+    ),
+    Command(
+        "audit",
+        "taskcreds.cli.audit",
+        "summarise the ECS agent's credential audit log: who fetched which role, how often",
+    ),
+    Command(
+        "policy",
+        "taskcreds.cli.policy",
+        "print the least-privilege task role policy, trust policy and task definition part",
+    ),
+)
+_BY_NAME = {command.name: command for command in COMMANDS}
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {printable(message)}", file=sys.stderr)
-        raise _ParseError(message)
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, prog=self.prog, usage=self.format_usage())
 
 
 def _load(name: str) -> ModuleType:
-    return importlib.import_module(_COMMANDS[name])
+    return importlib.import_module(_BY_NAME[name].module)
 
 
 def _parser(command: str | None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="taskcreds",
         description="Task-role credentials inside ECS tasks and EKS pods.",
-        epilog=_EXIT_CODES_HELP,
+        epilog=exit_codes_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"taskcreds {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, summary in _SUMMARIES.items():
+    for name, _, summary in COMMANDS:
         if name != command:  # only the chosen command's module is imported
             commands.add_parser(name, help=summary, description=summary)
             continue
@@ -90,7 +136,7 @@ def _parser(command: str | None) -> argparse.ArgumentParser:
             name,
             help=summary,
             description=summary,
-            epilog=f"example:\n  {module.EXAMPLE}\n\n{_EXIT_CODES_HELP}",
+            epilog=f"example:\n  {module.EXAMPLE}\n\n{exit_codes_help()}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         sub.add_argument("--json", action="store_true", help="print one JSON document")
@@ -102,7 +148,7 @@ def _parser(command: str | None) -> argparse.ArgumentParser:
 
 
 def _chosen_command(argv: Sequence[str]) -> str | None:
-    return next((arg for arg in argv if arg in _COMMANDS), None)
+    return next((arg for arg in argv if arg in _BY_NAME), None)
 
 
 class _EscapingFormatter(logging.Formatter):
@@ -155,7 +201,8 @@ def _internal_error(exc: Exception, output: Output) -> int:
         return EXIT_INTERNAL
     hint = f"a bug in taskcreds: re-run with -vv for the traceback, and report it at {REPORT_TO}"
     if output.json_mode:
-        error = {"type": name, "message": message, "hint": hint, "retryable": False}
+        # The exception's own type is what the document names: InternalError only carries it.
+        error = {**InternalError(message, hint=hint).to_dict(), "type": name}
         output.document({"ok": False, "exit_code": EXIT_INTERNAL, "error": error})
     output.error(f"{name}: {message}" if message else name, hint, label="taskcreds: internal error")
     return EXIT_INTERNAL
@@ -167,8 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = _parser(_chosen_command(argv))
         args = parser.parse_args(argv)
-    except _ParseError:
-        return EXIT_USAGE
+    except UsageError as error:  # shown as argparse shows it; --json is not known to be parsed
+        return Output().fail(error)
     except SystemExit as exc:  # --help and --version
         return EXIT_OK if exc.code in (0, None) else EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 (an argparse type function or a module that breaks)
@@ -185,13 +232,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except TaskCredsError as error:
             return output.fail(error)
         except KeyboardInterrupt:
-            return 130
+            return EXIT_INTERRUPTED
         except BrokenPipeError:
             # The reader went away (`taskcreds policy | head`): stop quietly, as Unix tools do.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-            return 141
+            discard_stdout(output)
+            return EXIT_BROKEN_PIPE
         except Exception as exc:  # noqa: BLE001 (a bug: one line, not a traceback; -vv logs it)
             return _internal_error(exc, output)
     return code

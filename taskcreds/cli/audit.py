@@ -7,10 +7,7 @@ rotated and gzipped copies too) with :mod:`taskcreds.audit`. Needs no credential
 from __future__ import annotations
 
 import argparse
-import io
-import os
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 from taskcreds.audit import (
@@ -22,11 +19,10 @@ from taskcreds.audit import (
     TaskActivity,
     UnparsedLine,
     format_time,
-    parse_time_bound,
     summarise,
 )
-from taskcreds.cli._common import EXIT_OK, Output, printable
-from taskcreds.errors import TaskCredsError
+from taskcreds.cli._common import EXIT_OK, Output, UsageError, printable
+from taskcreds.cli._options import time_bound
 
 EXAMPLE = (
     "python -m taskcreds audit /var/log/ecs/ --since 2h --task 0f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -51,13 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--since",
-        type=_time_bound,
+        type=time_bound,
         metavar="T",
         help="only requests at or after T: RFC 3339 (2026-11-29T21:00:00Z) or ago (30m, 2h, 1d)",
     )
     parser.add_argument(
         "--until",
-        type=_time_bound,
+        type=time_bound,
         metavar="T",
         help="only requests before T (same forms as --since)",
     )
@@ -66,23 +62,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _time_bound(text: str) -> datetime:
-    try:
-        return parse_time_bound(text, datetime.now(timezone.utc))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
 def run(args: argparse.Namespace, output: Output) -> int:
     if args.since is not None and args.until is not None and args.since >= args.until:
-        raise TaskCredsError(
+        raise UsageError(
             f"--since {format_time(args.since)} is not before --until {format_time(args.until)}",
             hint="--since is inclusive and --until exclusive, so --since must be the earlier",
         )
     try:
         report = summarise(args.paths, since=args.since, until=args.until, task=args.task)
     except FileNotFoundError as exc:
-        raise TaskCredsError(
+        raise UsageError(
             str(exc),
             hint="the audit log is on the container instance (EC2 launch type) at "
             "/var/log/ecs/audit.log, not inside the task; copy it from there",
@@ -92,23 +81,9 @@ def run(args: argparse.Namespace, output: Output) -> int:
     if output.json_mode:
         output.document({"ok": True, **report.to_dict()})
     else:
-        try:
-            for line in render(report):
-                output.line(line)
-            output.out.flush()
-        except BrokenPipeError:  # `audit ... | head`: the reader is gone, which is fine
-            _discard_output(output)
+        for line in render(report):
+            output.line(line)
     return EXIT_OK
-
-
-def _discard_output(output: Output) -> None:
-    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, output.out.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, io.UnsupportedOperation):
-        pass
 
 
 # -- text output ---------------------------------------------------------------------------------

@@ -34,13 +34,14 @@ from taskcreds.cli._common import (
     EXIT_UPLOAD,
     Output,
     exit_code_for,
-    positive_seconds,
+    fetch_once,
 )
 from taskcreds.cli._inspect import (
     credential_warnings,
     environment_warnings,
     format_duration,
 )
+from taskcreds.cli._options import add_timeout
 from taskcreds.credentials import Credentials, mask_key_id
 from taskcreds.endpoint import Endpoint, resolve_endpoint
 from taskcreds.errors import (
@@ -52,7 +53,10 @@ from taskcreds.errors import (
     TaskCredsError,
     TokenError,
 )
-from taskcreds.fetch import Fetcher, FetchResult
+from taskcreds.fetch import FetchResult
+from taskcreds.provider import CredentialProvider
+from taskcreds.sources import StaticSource
+from taskcreds.upload._errors import classify
 from taskcreds.upload.keys import normalize_prefix
 
 EXAMPLE = "python -m taskcreds doctor --sts --bucket my-app-bucket --prefix uploads/"
@@ -122,17 +126,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="key prefix for the write probe (default: TASKCREDS_PREFIX or none)",
     )
-    parser.add_argument(
-        "--timeout",
-        type=positive_seconds,
-        default=5.0,
-        help="seconds for the whole fetch (default 5)",
-    )
+    add_timeout(parser)
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
     doctor = _Doctor(os.environ, args.timeout)
-    code = EXIT_OK
+    code: int = EXIT_OK
     try:
         endpoint = doctor.check_environment()
         doctor.check_endpoint_allowed()
@@ -311,11 +310,7 @@ class _Doctor:
             retries.append(f"attempt {attempt}: {_describe_error(error)}")
 
         try:
-            fetcher = Fetcher(deadline=self.timeout, on_retry=note)
-            try:
-                result = fetcher.fetch(endpoint)
-            finally:
-                fetcher.close()
+            result = fetch_once(self.timeout, endpoint=endpoint, on_retry=note)
         except EndpointHTTPError as error:
             fix = _http_fix(error)
             cause = _http_cause(error)
@@ -396,7 +391,7 @@ class _Doctor:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            with _client("sts", credentials, region) as sts:
+            with _static_client("sts", credentials, region, self.environ) as sts:
                 identity = sts.get_caller_identity()
         except ClientError as error:
             code = _error_code(error)
@@ -420,30 +415,48 @@ class _Doctor:
     def check_write(
         self, credentials: Credentials, bucket: str, prefix: str, region: str | None
     ) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
+        """Put the probe through the uploader itself (``If-None-Match: *``), signed with exactly
+        these credentials, in the region :meth:`check_region` found; then delete it."""
+        from taskcreds.upload import Uploader
 
-        key = f"{prefix}{PROBE_NAME}{uuid.uuid4().hex}"
+        name = f"{PROBE_NAME}{uuid.uuid4().hex}"
+        key = f"{prefix}{name}"
         resource = f"arn:aws:s3:::{bucket}/{key}"
+        provider = _static_provider(credentials)
         try:
-            with _client("s3", credentials, region) as s3:
-                s3.put_object(
-                    Bucket=bucket, Key=key, Body=b"taskcreds doctor probe\n", IfNoneMatch="*"
+            with Uploader(
+                bucket,
+                prefix,
+                provider=provider,
+                region_name=region,
+                environ=_signing_environ(self.environ),
+            ) as uploader:
+                uploader.upload_bytes(
+                    b"taskcreds doctor probe\n", name, overwrite=False, content_type="text/plain"
                 )
-                warnings = _delete_probe(s3, bucket, key)
-        except ClientError as error:
-            code = _error_code(error)
-            cause, fix, exit_code = _write_probe_finding(code, "s3:PutObject", bucket, prefix)
-            self._fail(
-                "write probe", f"s3:PutObject on {resource} refused: {code}", cause, fix, exit_code
-            )
-        except BotoCoreError as error:
-            self._fail(
-                "write probe",
-                f"cannot reach S3: {error}",
-                _unreachable_cause("S3", region),
-                _unreachable_fix("S3", region),
-                EXIT_UPLOAD,
-            )
+        except TaskCredsError as error:
+            code, unreachable = _s3_cause(error)
+            if code is not None:
+                cause, fix, exit_code = _write_probe_finding(code, "s3:PutObject", bucket, prefix)
+                self._fail(
+                    "write probe",
+                    f"s3:PutObject on {resource} refused: {code}",
+                    cause,
+                    fix,
+                    exit_code,
+                )
+            if unreachable is not None:
+                self._fail(
+                    "write probe",
+                    f"cannot reach S3: {unreachable}",
+                    _unreachable_cause("S3", region),
+                    _unreachable_fix("S3", region),
+                    EXIT_UPLOAD,
+                )
+            self._fail_with("write probe", error)
+        finally:
+            provider.close()
+        warnings = _delete_probe(credentials, bucket, key, region, self.environ)
         detail = f"wrote s3://{bucket}/{key} with If-None-Match: *"
         self.steps.append(Step("write probe", True, detail, warnings=warnings))
 
@@ -477,12 +490,15 @@ def _unreachable_fix(service: str, region: str | None) -> str:
     )
 
 
-def _delete_probe(s3: Any, bucket: str, key: str) -> list[str]:
+def _delete_probe(
+    credentials: Credentials, bucket: str, key: str, region: str | None, environ: Mapping[str, str]
+) -> list[str]:
     """Remove the probe object; a least-privilege role may not, which is a note, not a fault."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        s3.delete_object(Bucket=bucket, Key=key)
+        with _static_client("s3", credentials, region, environ) as s3:
+            s3.delete_object(Bucket=bucket, Key=key)
     except (ClientError, BotoCoreError) as error:
         return [
             f"the probe object was left behind: s3:DeleteObject refused ({_error_code(error)}), "
@@ -492,26 +508,40 @@ def _delete_probe(s3: Any, bucket: str, key: str) -> list[str]:
     return []
 
 
+def _s3_cause(error: TaskCredsError) -> tuple[str | None, Exception | None]:
+    """(S3's error code, or the connection error) behind an upload error: its ``__cause__``."""
+    from botocore.exceptions import BotoCoreError
+
+    cause = error.__cause__
+    code = error_code_and_message(cause)[0] if isinstance(cause, Exception) else None
+    if code:
+        return code, None
+    if isinstance(cause, BotoCoreError):
+        return None, cause
+    return None, None
+
+
 def _error_code(error: Exception) -> str:
     return error_code_and_message(error)[0] or "?"
 
 
 def _write_probe_finding(code: str, action: str, bucket: str, prefix: str) -> tuple[str, str, int]:
     """(cause, fix, exit code) for an S3 error answered to the write probe."""
-    if code in ("AccessDenied", "403", "Forbidden"):
+    kind = classify(code)
+    if kind == "denied":
         return (
             f"the task role lacks {action} on arn:aws:s3:::{bucket}/{prefix}*",
             f"grant {action} on arn:aws:s3:::{bucket}/{prefix}* to the task role "
             "(docs/uploading.md lists the actions each feature needs)",
             EXIT_ACCESS_DENIED,
         )
-    if code in ("ExpiredToken", "InvalidAccessKeyId", "InvalidToken", "TokenRefreshRequired"):
+    if kind == "expired":
         return (
             "S3 does not accept these credentials: expired, or from another partition/endpoint",
             "check the clock, and that AWS_ENDPOINT_URL_S3 (if set) is the S3 of this account",
             EXIT_EXPIRED,
         )
-    if code == "NoSuchBucket":
+    if kind == "no_bucket":
         return (
             f"bucket {bucket} does not exist (or is in another account)",
             "check TASKCREDS_BUCKET / --bucket and the region",
@@ -595,22 +625,40 @@ def _sts_cause(code: str) -> str:
     }.get(code, f"STS refused the credentials ({code})")
 
 
-class _client:
-    """A boto3 client signed with exactly these credentials, closed on exit."""
+def _signing_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without static keys: the session ignores them, and its warning naming the
+    provider's endpoint has none to name for a static provider (the environment step already
+    warned about them)."""
+    return {name: value for name, value in environ.items() if name != env.ACCESS_KEY_ID}
 
-    def __init__(self, service: str, credentials: Credentials, region: str | None) -> None:
-        import boto3
 
-        session: Any = boto3.Session(
-            aws_access_key_id=credentials.access_key_id,
-            aws_secret_access_key=credentials.secret_access_key,
-            aws_session_token=credentials.token,
-            region_name=region,
+def _static_provider(credentials: Credentials) -> CredentialProvider:
+    """A provider that hands out exactly ``credentials``: the doctor checks this one set."""
+    return CredentialProvider.from_source(StaticSource(credentials))
+
+
+class _static_client:
+    """A boto3 client signed with exactly these credentials (through :func:`taskcreds.session`,
+    so the region resolution is the shared one), closed on exit."""
+
+    def __init__(
+        self,
+        service: str,
+        credentials: Credentials,
+        region: str | None,
+        environ: Mapping[str, str],
+    ) -> None:
+        from taskcreds.boto import session
+
+        self._provider = _static_provider(credentials)
+        boto_session: Any = session(
+            provider=self._provider, region_name=region, environ=_signing_environ(environ)
         )
-        self._client: Any = session.client(service)
+        self._client: Any = boto_session.client(service)
 
     def __enter__(self) -> Any:
         return self._client
 
     def __exit__(self, *exc: object) -> None:
         self._client.close()
+        self._provider.close()

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 from datetime import datetime, timezone
 
-from taskcreds.cli._common import EXIT_OK, Output, positive_seconds
+from taskcreds.cli._common import EXIT_OK, Output, fetch_once
 from taskcreds.cli._inspect import ensure_unexpired
+from taskcreds.cli._options import add_timeout
 from taskcreds.credentials import Credentials, format_timestamp
-from taskcreds.endpoint import resolve_endpoint
-from taskcreds.fetch import Fetcher
 
 EXAMPLE = 'eval "$(python -m taskcreds export --format env)"'
 
@@ -28,20 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="env: shell export lines; process: credential_process JSON; json: with role "
         "and account (default env)",
     )
-    parser.add_argument(
-        "--timeout",
-        type=positive_seconds,
-        default=5.0,
-        help="seconds for the whole fetch (default 5)",
-    )
+    add_timeout(parser)
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
-    fetcher = Fetcher(deadline=args.timeout)
-    try:
-        credentials = fetcher.fetch(resolve_endpoint(os.environ)).credentials
-    finally:
-        fetcher.close()
+    credentials = fetch_once(args.timeout).credentials
     ensure_unexpired(credentials, datetime.now(timezone.utc))
     fmt = "json" if args.json else args.format
     text = {"env": as_env, "process": as_process, "json": as_json}[fmt](credentials)

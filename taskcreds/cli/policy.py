@@ -16,7 +16,7 @@ import argparse
 import json
 from typing import Any
 
-from taskcreds.cli._common import EXIT_OK, EXIT_USAGE, Output, error_document
+from taskcreds.cli._common import EXIT_OK, Output, UsageError
 from taskcreds.errors import ConfigError
 from taskcreds.policy import (
     DEFAULT_FEATURES,
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
             )
         )
     except ConfigError as error:  # bad input is a usage error here (exit 1), not configuration
-        return _usage_error(error, output)
+        raise UsageError(error.message, hint=error.hint) from error
     for warning in generated.warnings:
         output.warn(warning)
     if output.json_mode or args.format == "json":
@@ -123,14 +123,6 @@ def run(args: argparse.Namespace, output: Output) -> int:
     else:
         _print_text(generated, output)
     return EXIT_OK
-
-
-def _usage_error(error: ConfigError, output: Output) -> int:
-    if output.json_mode:
-        output.document({"ok": False, "exit_code": EXIT_USAGE, "error": error_document(error)})
-    else:
-        output.error(error.message, error.hint)
-    return EXIT_USAGE
 
 
 def _print_text(generated: GeneratedPolicies, output: Output) -> None:

@@ -25,13 +25,13 @@ import contextlib
 import ipaddress
 import logging
 import os
-import re
 import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 from taskcreds import environment
+from taskcreds.cli import _options
 from taskcreds.cli._common import EXIT_OK, Output
 from taskcreds.credentials import Credentials, mask_key_id
 from taskcreds.endpoint import is_loopback_host
@@ -46,7 +46,6 @@ from taskcreds.local import (
     ServedSource,
     SessionCredentialsSource,
 )
-from taskcreds.local._answers import normalize_host
 from taskcreds.provider import CredentialProvider
 
 EXAMPLE = "python -m taskcreds serve-local --role-arn arn:aws:iam::123456789012:role/AppA"
@@ -54,7 +53,6 @@ EXAMPLE = "python -m taskcreds serve-local --role-arn arn:aws:iam::123456789012:
 #: The ECS agent's own port for its credentials endpoint.
 DEFAULT_PORT = 51679
 ECS_ADDRESS = "169.254.170.2:80"
-_CREDENTIALS_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 #: The agents' addresses: every SDK accepts FULL_URI over plain http to them, as to loopback.
 AGENT_ADDRESSES = tuple(
     ipaddress.ip_address(address) for address in ("169.254.170.2", "169.254.170.23", "fd00:ec2::23")
@@ -75,13 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     listen.add_argument(
         "--port",
-        type=_port,
+        type=_options.port,
         default=DEFAULT_PORT,
         help=f"port (default {DEFAULT_PORT}, the agent's; 0 picks a free one)",
     )
     listen.add_argument(
         "--credentials-id",
-        type=_credentials_id,
+        type=_options.credentials_id,
         help="the ID in /v2/credentials/<ID> (default: a random UUID)",
     )
     listen.add_argument(
@@ -94,7 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--allow-host",
         action="append",
         default=[],
-        type=_allowed_host,
+        type=_options.allowed_host,
         metavar="NAME",
         help="also answer requests whose Host is NAME (a name or address, no port), e.g. the"
         " Compose service name; repeatable. A Host other than the listening address, localhost"
@@ -123,44 +121,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     source.add_argument(
         "--duration",
-        type=_positive_int,
+        type=_options.positive_int,
         metavar="SECONDS",
         help="DurationSeconds for AssumeRole, or GetSessionToken with long-term keys (min 900)",
     )
     source.add_argument(
         "--lifetime",
-        type=_positive_float,
+        type=_options.positive_float,
         metavar="SECONDS",
         help="with --fake: how long each fake set is valid (default 3600)",
     )
 
     faults = parser.add_argument_group("fault injection")
     faults.add_argument(
-        "--latency", type=_non_negative_float, default=0.0, metavar="SECONDS", help="delay answers"
+        "--latency",
+        type=_options.non_negative_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="delay answers",
     )
     faults.add_argument(
         "--fail-first",
-        type=_non_negative_int,
+        type=_options.non_negative_int,
         default=0,
         metavar="N",
         help="fail the first N credentials requests",
     )
     faults.add_argument(
         "--fail-status",
-        type=_status,
+        type=_options.http_status,
         default=503,
         metavar="S",
         help="their HTTP status (default 503, the agent's CredentialsUninitialized)",
     )
     faults.add_argument(
         "--throttle",
-        type=_non_negative_float,
+        type=_options.non_negative_float,
         metavar="RPS",
         help="answer 429 over RPS requests/s per client (the agent: 40)",
     )
     faults.add_argument(
         "--burst",
-        type=_positive_int,
+        type=_options.positive_int,
         metavar="N",
         help=f"with --throttle: the token bucket's size (default {AGENT_RPS_BURST})",
     )
@@ -419,71 +421,3 @@ def exposure_warning(host: str, port: int) -> str | None:
         f" this server by another name, taskcreds needs {environment.ALLOWED_HOSTS}=<name>, and"
         " other SDKs refuse it"
     )
-
-
-# --- argument types (a bad value is a usage error: exit code 1)
-
-
-def _port(text: str) -> int:
-    value = _non_negative_int(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"not a port number: {text}")
-    return value
-
-
-def _status(text: str) -> int:
-    value = _positive_int(text)
-    if not 100 <= value <= 599:
-        raise argparse.ArgumentTypeError(f"not an HTTP status: {text}")
-    return value
-
-
-def _credentials_id(text: str) -> str:
-    if _CREDENTIALS_ID.fullmatch(text) is None:
-        raise argparse.ArgumentTypeError(
-            "use 1 to 128 letters, digits, '.', '_', '~' or '-' (it goes in the URL path)"
-        )
-    return text
-
-
-def _allowed_host(text: str) -> str:
-    try:
-        return normalize_host(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a host name or IP address: {text!r} (give the name alone, without a port)"
-        ) from None
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number, not negative: {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
-from taskcreds.cli._common import EXIT_OK, Output, positive_seconds
+from taskcreds.cli._common import EXIT_OK, Output, fetch_once
 from taskcreds.cli._inspect import (
     credential_warnings,
     describe,
@@ -21,7 +21,7 @@ from taskcreds.cli._inspect import (
     environment_warnings,
     resolve_for_report,
 )
-from taskcreds.fetch import Fetcher
+from taskcreds.cli._options import add_timeout
 
 EXAMPLE = "python -m taskcreds show --json"
 
@@ -46,23 +46,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quiet", action="store_true", help="print nothing; exit code only (for HEALTHCHECK)"
     )
-    parser.add_argument(
-        "--timeout",
-        type=positive_seconds,
-        default=5.0,
-        help="seconds for the whole fetch (default 5)",
-    )
+    add_timeout(parser)
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
     environ = _environ()
     # Each endpoint warning is printed once, below (or put in the JSON): not logged as well.
     endpoint = resolve_for_report(environ)
-    fetcher = Fetcher(deadline=args.timeout)
-    try:
-        result = fetcher.fetch(endpoint)
-    finally:
-        fetcher.close()
+    result = fetch_once(args.timeout, endpoint=endpoint)
     now = datetime.now(timezone.utc)
     ensure_unexpired(result.credentials, now)
     facts = describe(endpoint, result, now)

@@ -146,7 +146,7 @@ def test_show_prints_the_both_variables_warning_once(
             return super().fetch(loopback)
 
     env.setattr(show, "_environ", lambda: both)
-    env.setattr(show, "Fetcher", LoopbackFetcher)
+    env.setattr("taskcreds.fetch.Fetcher", LoopbackFetcher)  # what fetch_once uses
     code, out, err = run(["show", "--json"] if json_mode else ["show"], capsys)
     assert code == 0
     assert asked == ["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"]

@@ -97,3 +97,25 @@ def test_credentials_are_read_only(provider: CredentialProvider) -> None:
     assert creds is not None
     with pytest.raises(AttributeError):
         creds.access_key = "AKIA-OTHER"
+
+
+def test_static_keys_warning_with_a_provider_that_is_not_an_endpoint(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from taskcreds.boto import session
+    from taskcreds.sources import StaticSource
+
+    creds = Credentials(
+        "ASIASTATIC0000000", "s", "t", datetime.now(timezone.utc) + timedelta(hours=1)
+    )
+    provider = CredentialProvider.from_source(StaticSource(creds))
+    with caplog.at_level(logging.WARNING, logger="taskcreds"):
+        aws = session(
+            provider=provider, region_name="eu-west-1", environ={"AWS_ACCESS_KEY_ID": "AKIA1"}
+        )
+    assert "StaticSource" in caplog.text
+    frozen = aws.get_credentials()
+    assert frozen is not None
+    assert frozen.get_frozen_credentials().access_key == "ASIASTATIC0000000"
