@@ -6,17 +6,19 @@ is done (also in a log, when stdout is not a terminal), a summary at the end, a 
 on stderr when stderr is a terminal; ``--quiet`` leaves out the lines per object and the bar.
 Each failure is printed once, on stderr. One failed file does not stop the others, except that a
 directory whose first file is refused (access denied, no credentials) stops there unless
-``--keep-going``: the rest would be refused the same way. The exit code is that of the most
+``--keep-going``: the rest would be refused the same way. ``--dry-run`` prints each file and
+the key it would become (:meth:`Uploader.plan_dir`, the uploader's own selection) and writes
+nothing. The exit code is that of the most
 fundamental failure (credentials and configuration before access denied, access denied before
 any other upload failure).
 
-boto3, s3transfer and tqdm are imported inside :func:`run` only, so other commands stay fast.
+boto3, s3transfer and tqdm are imported inside :func:`run` only, so other commands stay fast
+(:mod:`taskcreds.upload.options` loads no boto).
 """
 
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import os
 import sys
 import threading
@@ -26,28 +28,33 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taskcreds import environment, errors
+from taskcreds import environment
 from taskcreds.cli._common import (
-    _EXIT_CODES,
     EXIT_ACCESS_DENIED,
     EXIT_OK,
     EXIT_UPLOAD,
     EXIT_USAGE,
     Output,
+    exit_code_for,
     printable,
 )
 from taskcreds.errors import ConfigError, ObjectExistsError, TaskCredsError, UploadError
+from taskcreds.upload.options import CHECKSUM_ALGORITHMS, MIN_PART_SIZE, MiB
 
 if TYPE_CHECKING:
-    from taskcreds.upload import DirectoryResult, FailedFile, FileEvent, Uploader, UploadResult
+    from taskcreds.upload import (
+        DirectoryResult,
+        FailedFile,
+        FileEvent,
+        PlannedFile,
+        Uploader,
+        UploadResult,
+    )
 
 EXAMPLE = "python -m taskcreds upload report.csv site/ --prefix nightly/ --exclude '*.tmp'"
 
-#: The same names as ``taskcreds.upload.CHECKSUM_ALGORITHMS`` (not imported: it loads botocore).
-CHECKSUM_ALGORITHMS = ("CRC32C", "CRC32", "SHA256", "CRC64NVME")
 #: S3's smallest part (the last part of an upload excepted), in MiB.
-MIN_PART_SIZE_MIB = 5
-MiB = 1024 * 1024
+MIN_PART_SIZE_MIB = MIN_PART_SIZE // MiB
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dry-run",
         action="store_true",
-        help="print what would be uploaded and write nothing",
+        help="print each file that would be uploaded and the key it would become; write nothing",
     )
     parser.add_argument(
         "--include",
@@ -166,6 +173,8 @@ class _Report:
     uploaded: list[UploadResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     planned: list[str] = field(default_factory=list)
+    #: Dry run: each file planned, with its path and size.
+    planned_files: list[PlannedFile] = field(default_factory=list)
     failed: list[_Failure] = field(default_factory=list)
     #: Keys of directories stopped after their first file was refused.
     not_attempted: list[str] = field(default_factory=list)
@@ -231,8 +240,19 @@ def run(args: argparse.Namespace, output: Output) -> int:
     report = _Report()
     started = time.monotonic()
     with Uploader(args.bucket, args.prefix, **tuning) as uploader:
+        plans = {path: _plan(uploader, path, args) for path in paths if path.is_dir()}
+
+        def estimate(path: Path) -> int:
+            """Bytes a path may send: the bar's total (skipped files lower it later)."""
+            if path in plans:
+                return sum(planned.size for planned in plans[path])
+            try:
+                return path.stat().st_size
+            except OSError:
+                return 0
+
         with tqdm(
-            total=sum(_estimate(path, args) for path in paths),
+            total=sum(estimate(path) for path in paths),
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
@@ -245,12 +265,12 @@ def run(args: argparse.Namespace, output: Output) -> int:
                 with lock:
                     bar.update(sent)
 
-            job = _Job(uploader, args, progress, report, lines)
+            job = _Job(uploader, args, progress, report, lines, plans)
             for index, path in enumerate(paths):
                 if job.upload(path):
                     break
                 with lock:  # what is left to send, now that this path is done
-                    bar.total = bar.n + sum(_estimate(rest, args) for rest in paths[index + 1 :])
+                    bar.total = bar.n + sum(estimate(rest) for rest in paths[index + 1 :])
                     bar.refresh()
         seconds = time.monotonic() - started
     if output.json_mode:
@@ -293,6 +313,8 @@ class _Job:
     progress: Callable[[int], None]
     report: _Report
     lines: _Lines
+    #: What each directory holds to upload (``Uploader.plan_dir``).
+    plans: dict[Path, list[PlannedFile]]
 
     def upload(self, path: Path) -> bool:
         """Upload one path argument; True when the error means the rest would fail too."""
@@ -301,20 +323,21 @@ class _Job:
                 return self._directory(path)
             self._file(path)
         except UploadError as exc:
-            self._failed(str(path), exc.key, type(exc).__name__, self._reason(exc))
+            self._failed(str(path), exc.key, exc, self._reason(exc))
         except TaskCredsError as exc:  # credentials or configuration: the rest would fail too
-            self._failed(str(path), None, type(exc).__name__, str(exc))
+            self._failed(str(path), None, exc, str(exc))
             return True
         except OSError as exc:
-            self._failed(str(path), None, type(exc).__name__, str(exc))
+            self._failed(str(path), None, exc, str(exc))
         return False
 
     def _file(self, path: Path) -> None:
         uploader, args = self.uploader, self.args
         if args.dry_run:
+            from taskcreds.upload import PlannedFile
+
             key = uploader.key_for(args.key if args.key is not None else path.name)
-            self.report.planned.append(key)
-            self.lines(f"would upload s3://{uploader.bucket}/{key} ({path.stat().st_size} bytes)")
+            self._planned(PlannedFile(str(path), key, path.stat().st_size))
             return
         result = uploader.upload_file(
             path, args.key, overwrite=not args.no_overwrite, progress=self.progress
@@ -327,14 +350,18 @@ class _Job:
         from taskcreds.upload import FailedFile, UploadResult
 
         bucket, args = self.uploader.bucket, self.args
+        planned = {item.key: item for item in self.plans.get(path, [])}
 
         def on_file(event: FileEvent) -> None:  # each file as it settles: a log shows progress
             if event.status == "uploaded" and isinstance(event.outcome, UploadResult):
                 self.lines(_uploaded_line(event.outcome))
             elif event.status == "skipped":
                 self.lines(f"skipped s3://{bucket}/{event.key} (unchanged)")
-            elif event.status == "planned":
-                self.lines(f"would upload s3://{bucket}/{event.key}")
+            elif event.status == "planned" and event.key in planned:
+                self._planned(planned[event.key])
+            elif event.status == "planned" and event.key is not None:  # not in the plan
+                self.report.planned.append(event.key)
+                self.lines(f"would upload s3://{bucket}/{event.key} from {event.path}")
             elif event.status == "failed" and isinstance(event.outcome, FailedFile):
                 self.lines.err(f"failed {event.path}: {self._failed_reason(event.outcome)}")
 
@@ -351,13 +378,12 @@ class _Job:
         )
         self.report.uploaded.extend(result.uploaded)
         self.report.skipped.extend(result.skipped)
-        self.report.planned.extend(result.planned)
         for failed in result.failed:  # printed by on_file already
             self._record(failed.path, failed.key, failed.error, self._failed_reason(failed))
         if result.not_attempted:
             self.report.not_attempted.extend(result.not_attempted)
             # The upload failures come after those of the listing: the last one stopped it.
-            error = f" with {result.failed[-1].error}" if result.failed else ""
+            error = f" with {result.failed[-1].error_type}" if result.failed else ""
             count = len(result.not_attempted)
             self.lines.err(
                 f"stopped {path}: its first file failed{error}, so the other {count} "
@@ -370,16 +396,31 @@ class _Job:
             self.lines.err(message)
         return any(failure.exit_code < EXIT_ACCESS_DENIED for failure in self.report.failed)
 
-    def _failed(self, path: str, key: str | None, error: str, reason: str) -> None:
+    def _planned(self, planned: PlannedFile) -> None:
+        """Record a file a dry run would upload, and print it with its key."""
+        self.report.planned.append(planned.key)
+        self.report.planned_files.append(planned)
+        self.lines(
+            f"would upload s3://{self.uploader.bucket}/{planned.key} ({planned.size} bytes) "
+            f"from {planned.path}"
+        )
+
+    def _failed(
+        self, path: str, key: str | None, error: TaskCredsError | OSError, reason: str
+    ) -> None:
         """Record a failure and print it, once, on stderr."""
         self._record(path, key, error, reason)
         self.lines.err(f"failed {path}: {reason}")
 
-    def _record(self, path: str, key: str | None, error: str, reason: str) -> None:
-        self.report.failed.append(_Failure(path, key, error, reason, _exit_code_for_name(error)))
+    def _record(
+        self, path: str, key: str | None, error: TaskCredsError | OSError, reason: str
+    ) -> None:
+        # OSError and anything else that failed one file: an upload failure.
+        code = exit_code_for(error) if isinstance(error, TaskCredsError) else EXIT_UPLOAD
+        self.report.failed.append(_Failure(path, key, type(error).__name__, reason, code))
 
     def _failed_reason(self, failed: FailedFile) -> str:
-        if failed.error == ObjectExistsError.__name__ and failed.key is not None:
+        if isinstance(failed.error, ObjectExistsError) and failed.key is not None:
             return _exists_reason(self.uploader.bucket, failed.key)
         return failed.reason
 
@@ -402,35 +443,13 @@ def _exists_reason(bucket: str, key: str) -> str:
     return f"s3://{bucket}/{key} already exists and --no-overwrite was given; it was left as it was"
 
 
-def _exit_code_for_name(name: str) -> int:
-    """The exit code for an error known only by its type name (as ``upload_dir`` reports it)."""
-    error_type = getattr(errors, name, None)
-    if isinstance(error_type, type) and issubclass(error_type, TaskCredsError):
-        for known, code in _EXIT_CODES:
-            if issubclass(error_type, known):
-                return code
-    return EXIT_UPLOAD  # OSError and anything else that failed one file
-
-
-def _estimate(path: Path, args: argparse.Namespace) -> int:
-    """Bytes a path argument may send: the progress bar's total (skipped files lower it later)."""
+def _plan(uploader: Uploader, path: Path, args: argparse.Namespace) -> list[PlannedFile]:
+    """The files of a directory argument to upload (none when it cannot be read: the upload
+    then reports why)."""
     try:
-        if not path.is_dir():
-            return path.stat().st_size
-        total = 0
-        for directory, _, names in os.walk(path):
-            for name in names:
-                file = Path(directory, name)
-                relative = file.relative_to(path).as_posix()
-                if args.include and not any(fnmatch.fnmatchcase(relative, p) for p in args.include):
-                    continue
-                if any(fnmatch.fnmatchcase(relative, p) for p in args.exclude):
-                    continue
-                if file.is_file():
-                    total += file.stat().st_size
-    except OSError:
-        return 0
-    return total
+        return uploader.plan_dir(path, include=args.include, exclude=args.exclude)
+    except (OSError, TaskCredsError):
+        return []
 
 
 # -- output -------------------------------------------------------------------------------------
@@ -467,6 +486,7 @@ def _document(report: _Report, uploader: Uploader, dry_run: bool, seconds: float
         "uploaded": [asdict(result) for result in report.uploaded],
         "skipped": report.skipped,
         "planned": report.planned,
+        "planned_files": [asdict(planned) for planned in report.planned_files],
         "failed": [asdict(failure) for failure in report.failed],
         "not_attempted": report.not_attempted,
         "nothing_to_upload": report.nothing_to_upload,

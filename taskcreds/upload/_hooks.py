@@ -5,8 +5,9 @@
   ``ConditionalRequestConflict`` (a competing conditional write in flight) with backoff, as AWS
   says to; and notes when an attempt's outcome is unknown (its answer was lost), so that a 412 on
   the retry can be checked against the object S3 holds (see :class:`Ledger`).
-- :class:`RefreshOnExpired` forces one credential refresh when S3 says ``ExpiredToken`` or
-  ``InvalidAccessKeyId`` and retries that request (the same part of the same upload), once.
+- :class:`RefreshOnExpired` forces one credential refresh when S3 calls the credentials expired
+  (``ExpiredToken``, ``InvalidToken``...: :func:`._errors.classify`) and retries that request
+  (the same part of the same upload), once.
 - :class:`Ledger` records the responses s3transfer does not return (ETag, version, checksum) and
   every multipart upload id, so an upload that failed can be checked for leftovers; and, for a
   no-overwrite write refused on a retry after an attempt whose answer was lost, what that write
@@ -30,12 +31,12 @@ import tenacity
 from taskcreds.errors import TaskCredsError
 from taskcreds.provider import CredentialProvider
 from taskcreds.upload._checksums import body_checksum
+from taskcreds.upload._errors import classify
 
 __all__ = ["Ledger", "NoOverwrite", "RefreshOnExpired", "Unconfirmed"]
 
 logger = logging.getLogger("taskcreds")
 
-_EXPIRED_CODES = frozenset({"ExpiredToken", "InvalidAccessKeyId", "TokenRefreshRequired"})
 _CONTEXT_KEY = "taskcreds_key"
 _CONTEXT_REFRESHED = "taskcreds_refreshed"
 _CONTEXT_UPLOAD_ID = "taskcreds_upload_id"
@@ -47,10 +48,8 @@ _CONTEXT_UNKNOWN_OUTCOME = "taskcreds_unknown_outcome"
 _CONTEXT_CONFLICTS = "taskcreds_conflicts"
 
 _WRITES = ("PutObject", "CompleteMultipartUpload")
-_PRECONDITION_FAILED = frozenset({"PreconditionFailed", "412"})
-_CONFLICT = "ConditionalRequestConflict"
 #: Answers that say S3 refused the request before storing anything.
-_NOT_STORED_CODES = frozenset({"SlowDown", "ServiceUnavailable", _CONFLICT})
+_NOT_STORED = ("throttled", "conflict")
 
 #: 409 ConditionalRequestConflict: attempts per request (the first included), and the backoff.
 CONFLICT_ATTEMPTS = 5
@@ -140,11 +139,11 @@ class NoOverwrite:
         context = request_dict.setdefault("context", {})
         code = _error_code(response)
         if caught_exception is not None or (
-            response is not None and _status(response) >= 500 and code not in _NOT_STORED_CODES
+            response is not None and _status(response) >= 500 and classify(code) not in _NOT_STORED
         ):
             context[_CONTEXT_UNKNOWN_OUTCOME] = True  # botocore's retry decides; we only note
             return None
-        if code != _CONFLICT:
+        if classify(code) != "conflict":
             return None
         state = tenacity.RetryCallState(self._retrying, None, (), {})
         state.attempt_number = context[_CONTEXT_CONFLICTS] = context.get(_CONTEXT_CONFLICTS, 0) + 1
@@ -183,9 +182,9 @@ class RefreshOnExpired:
     ) -> float | None:
         if response is None or request_dict is None:
             return None
-        code = response[1].get("Error", {}).get("Code") if isinstance(response[1], dict) else None
+        code = _error_code(response)
         context = request_dict.get("context", {})
-        if code not in _EXPIRED_CODES or context.get(_CONTEXT_REFRESHED):
+        if classify(code) != "expired" or context.get(_CONTEXT_REFRESHED):
             return None
         context[_CONTEXT_REFRESHED] = True
         # Held across the refresh: parts rejected meanwhile wait for the new set, then retry.
@@ -288,7 +287,7 @@ class Ledger:
             return
         code = str(parsed["Error"].get("Code", ""))
         completed_already = operation == "CompleteMultipartUpload" and code == "NoSuchUpload"
-        if code not in _PRECONDITION_FAILED and not completed_already:
+        if classify(code) != "exists" and not completed_already:
             return
         unconfirmed = Unconfirmed(
             operation=operation,

@@ -1,13 +1,23 @@
-"""What uploads return: one object, a directory summary and its per-file events, an incomplete
-multipart upload."""
+"""What uploads return: one object, a directory's plan, summary and per-file events, an
+incomplete multipart upload."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-__all__ = ["DirectoryResult", "FailedFile", "FileEvent", "IncompleteUpload", "UploadResult"]
+from taskcreds.errors import TaskCredsError
+
+__all__ = [
+    "DirectoryResult",
+    "FailedFile",
+    "FileEvent",
+    "IncompleteUpload",
+    "PlannedFile",
+    "UploadResult",
+]
 
 
 @dataclass(frozen=True)
@@ -32,13 +42,54 @@ class UploadResult:
         return f"s3://{self.bucket}/{self.key}"
 
 
+def result_from(
+    answer: Mapping[str, Any],
+    *,
+    bucket: str,
+    key: str,
+    size: int,
+    algorithm: str,
+    multipart: bool,
+) -> UploadResult:
+    """The :class:`UploadResult` of a write, from S3's answer to it (or to a HEAD of it)."""
+    checksum = answer.get(f"Checksum{algorithm}")
+    return UploadResult(
+        bucket=bucket,
+        key=key,
+        size=size,
+        etag=answer.get("ETag"),
+        version_id=answer.get("VersionId"),
+        checksum_algorithm=algorithm if checksum else None,
+        checksum=checksum,
+        multipart=multipart,
+    )
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    """A file ``upload_dir`` would upload (``Uploader.plan_dir``): where it is, its full key and
+    its size in bytes."""
+
+    path: str
+    key: str
+    size: int
+
+
 @dataclass(frozen=True)
 class FailedFile:
+    """A file of ``upload_dir`` that was not uploaded, and why."""
+
     path: str
     key: str | None
     reason: str
-    #: The error's type name, e.g. ``AccessDeniedError``.
-    error: str
+    #: The error itself: a :class:`~taskcreds.errors.TaskCredsError` (an ``AccessDeniedError``,
+    #: an ``ObjectExistsError``...), or the ``OSError`` of a file that could not be read.
+    error: TaskCredsError | OSError
+
+    @property
+    def error_type(self) -> str:
+        """The error's type name, e.g. ``AccessDeniedError``."""
+        return type(self.error).__name__
 
 
 @dataclass

@@ -289,9 +289,19 @@ def test_dry_run_writes_nothing(
         f"{prefix}{name}" for name in ("notes.txt", "index.html", "css/main.css")
     )
     assert document["uploaded"] == []
-    code, out, _ = run([str(single), "--dry-run"], capsys, served)
+    # Each file with the key it would become and its size: the uploader's own plan_dir.
+    assert {(f["path"], f["key"], f["size"]) for f in document["planned_files"]} == {
+        (str(single), f"{prefix}notes.txt", 6),
+        *(
+            (str(site / name), f"{prefix}{name}", (site / name).stat().st_size)
+            for name in ("index.html", "css/main.css")
+        ),
+    }
+    code, out, _ = run([str(single), str(site), *SITE_FILTERS, "--dry-run"], capsys, served)
     assert code == 0
-    assert f"would upload s3://app-a/{prefix}notes.txt (6 bytes)" in out
+    assert f"would upload s3://app-a/{prefix}notes.txt (6 bytes) from {single}" in out
+    size = (site / "index.html").stat().st_size
+    assert f"would upload s3://app-a/{prefix}index.html ({size} bytes) from {site}" in out
     assert "nothing was written" in out
     assert keys_in(seaweed, "app-a", prefix) == []
 

@@ -20,7 +20,7 @@ import pytest
 import taskcreds
 from taskcreds import AccessDeniedError, ConfigError, KeyOutsidePrefixError, ObjectExistsError
 from taskcreds.local import AgentServer
-from taskcreds.upload import FailedFile, FileEvent, Uploader, UploadResult
+from taskcreds.upload import FailedFile, FileEvent, Uploader, UploadResult, _directory
 from taskcreds_demo.seaweed import SeaweedFS
 
 MiB = 1024 * 1024
@@ -241,7 +241,8 @@ def test_upload_dir_reports_each_file_as_it_settles_with_its_path(
     ]
     [failed] = [e for e in events if e.status == "failed"]
     assert isinstance(failed.outcome, FailedFile)
-    assert failed.outcome.error == "KeyOutsidePrefixError"
+    assert failed.outcome.error_type == "KeyOutsidePrefixError"
+    assert isinstance(failed.outcome.error, KeyOutsidePrefixError)
     assert sorted((e.status, Path(e.path).name) for e in again) == [
         ("failed", "bad\\name.txt"),
         ("skipped", "a.css"),
@@ -282,7 +283,8 @@ def test_upload_dir_stops_when_the_first_file_is_refused(
         assert failed.path == str(root / "a.txt")
         assert result.not_attempted == ["x/b.txt", "x/c.txt", "x/d.txt"]
         assert [(e.status, e.path) for e in events] == [("failed", str(root / "a.txt"))]
-    assert {f.error for f in result.failed} == {"AccessDeniedError"}
+    assert {f.error_type for f in result.failed} == {"AccessDeniedError"}
+    assert all(isinstance(f.error, AccessDeniedError) for f in result.failed)
     # The advice is one grant on the prefix, never one per object.
     assert all("grant s3:PutObject on arn:aws:s3:::app-b/x/* " in f.reason for f in result.failed)
 
@@ -420,7 +422,10 @@ def test_bucket_from_environment_or_clear_error(provider: taskcreds.CredentialPr
 
 
 def test_unreadable_file_fails_alone(
-    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, tmp_path: Path
+    seaweed: SeaweedFS,
+    provider: taskcreds.CredentialProvider,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The file vanishes between planning and reading (permissions would not stop root).
     root = tmp_path / "d"
@@ -429,18 +434,19 @@ def test_unreadable_file_fails_alone(
     bad = root / "bad.txt"
     bad.write_text("secret")
     with uploader_for(seaweed, provider) as uploader:
-        original = uploader._plan_directory
+        original = _directory.plan_directory
 
-        def plan_then_remove(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-            items = list(original(*args, **kwargs))  # type: ignore[arg-type]
+        def plan_then_remove(*args: Any, **kwargs: Any) -> Any:
+            items = list(original(*args, **kwargs))
             bad.unlink()
             return iter(items)
 
-        uploader._plan_directory = plan_then_remove  # type: ignore[method-assign]
+        monkeypatch.setattr(_directory, "plan_directory", plan_then_remove)
         result = uploader.upload_dir(root)
     assert [r.key for r in result.uploaded] == [uploader.key_for("good.txt")]
     assert [f.key for f in result.failed] == [uploader.key_for("bad.txt")]
-    assert result.failed[0].error == "FileNotFoundError"
+    assert result.failed[0].error_type == "FileNotFoundError"
+    assert isinstance(result.failed[0].error, FileNotFoundError)
 
 
 # -- upload_dir and a tree changed after it was listed ------------------------------------------
@@ -452,24 +458,26 @@ def all_bytes_under(seaweed: SeaweedFS, prefix: str) -> dict[str, bytes]:
     return {key: read_back(seaweed, "app-a", key) for key in keys_in(seaweed, "app-a", prefix)}
 
 
-def swap_after(uploader: Uploader, step: str, swap: Callable[[], None]) -> None:
-    """Run ``swap`` right after ``step`` (planning, or the unchanged check) returns: the moment
-    between the listing and the opening of each file, made deterministic."""
-    original = getattr(uploader, step)
+def swap_after(monkeypatch: pytest.MonkeyPatch, step: str, swap: Callable[[], None]) -> None:
+    """Run ``swap`` right after ``step`` of ``taskcreds.upload._directory`` (planning, or the
+    unchanged check) returns: the moment between the listing and the opening of each file, made
+    deterministic."""
+    owner: Any = _directory if step == "plan_directory" else _directory._Run
+    original = getattr(owner, step)
 
     def then_swap(*args: Any, **kwargs: Any) -> Any:
         done = original(*args, **kwargs)
-        done = list(done) if step == "_plan_directory" else done  # planning is a generator
+        done = list(done) if step == "plan_directory" else done  # planning is a generator
         swap()
-        return iter(done) if step == "_plan_directory" else done
+        return iter(done) if step == "plan_directory" else done
 
-    setattr(uploader, step, then_swap)
+    monkeypatch.setattr(owner, step, then_swap)
 
 
 SWAP_POINTS = [
-    pytest.param("_plan_directory", False, id="after-listing"),
-    pytest.param("_unchanged_check", True, id="after-unchanged-check"),
-    pytest.param("_plan_directory", True, id="before-unchanged-check"),
+    pytest.param("plan_directory", False, id="after-listing"),
+    pytest.param("unchanged_check", True, id="after-unchanged-check"),
+    pytest.param("plan_directory", True, id="before-unchanged-check"),
 ]
 
 
@@ -480,6 +488,7 @@ def test_upload_dir_never_follows_a_file_swapped_for_a_symlink(
     tmp_path: Path,
     step: str,
     skip_unchanged: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     secret = tmp_path / "shadow"
     secret.write_bytes(SECRET)
@@ -494,11 +503,11 @@ def test_upload_dir_never_follows_a_file_swapped_for_a_symlink(
         victim.symlink_to(secret)
 
     with uploader_for(seaweed, provider) as uploader:
-        swap_after(uploader, step, swap)
+        swap_after(monkeypatch, step, swap)
         result = uploader.upload_dir(root, skip_unchanged=skip_unchanged)
         stored = all_bytes_under(seaweed, uploader.prefix)
     assert [r.key for r in result.uploaded] == [uploader.key_for("good.txt")]
-    assert [(f.key, f.error) for f in result.failed] == [
+    assert [(f.key, f.error_type) for f in result.failed] == [
         (uploader.key_for("report.txt"), "UploadError")
     ]
     reason = result.failed[0].reason
@@ -516,6 +525,7 @@ def test_upload_dir_never_follows_a_directory_swapped_for_a_symlink(
     tmp_path: Path,
     step: str,
     skip_unchanged: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     outside = tmp_path / "etc"
     outside.mkdir()
@@ -530,11 +540,11 @@ def test_upload_dir_never_follows_a_directory_swapped_for_a_symlink(
         (root / "sub").symlink_to(outside, target_is_directory=True)
 
     with uploader_for(seaweed, provider) as uploader:
-        swap_after(uploader, step, swap)
+        swap_after(monkeypatch, step, swap)
         result = uploader.upload_dir(root, skip_unchanged=skip_unchanged)
         stored = all_bytes_under(seaweed, uploader.prefix)
     assert [r.key for r in result.uploaded] == [uploader.key_for("top.txt")]
-    assert [(f.key, f.error) for f in result.failed] == [
+    assert [(f.key, f.error_type) for f in result.failed] == [
         (uploader.key_for("sub/conf.txt"), "UploadError")
     ]
     reason = result.failed[0].reason
@@ -545,7 +555,10 @@ def test_upload_dir_never_follows_a_directory_swapped_for_a_symlink(
 
 
 def test_upload_dir_refuses_a_file_replaced_after_listing(
-    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, tmp_path: Path
+    seaweed: SeaweedFS,
+    provider: taskcreds.CredentialProvider,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Not a symlink this time, but another file renamed over the listed one (hard to tell
     # from a swap by its name alone): its inode is not the one listed.
@@ -556,11 +569,11 @@ def test_upload_dir_refuses_a_file_replaced_after_listing(
     (tmp_path / "other").write_bytes(SECRET)
 
     with uploader_for(seaweed, provider) as uploader:
-        swap_after(uploader, "_plan_directory", lambda: (tmp_path / "other").rename(listed))
+        swap_after(monkeypatch, "plan_directory", lambda: (tmp_path / "other").rename(listed))
         result = uploader.upload_dir(root, skip_unchanged=False)
         stored = all_bytes_under(seaweed, uploader.prefix)
     assert result.uploaded == []
-    assert [f.error for f in result.failed] == ["UploadError"]
+    assert [f.error_type for f in result.failed] == ["UploadError"]
     assert "no longer the same file" in result.failed[0].reason
     assert stored == {}
 
@@ -583,6 +596,6 @@ def test_upload_dir_still_uploads_symlinks_inside_the_tree(
         uploader.key_for("alias.txt"): b"data",
         uploader.key_for("real/data.txt"): b"data",
     }
-    assert [(f.path, f.error) for f in result.failed] == [
+    assert [(f.path, f.error_type) for f in result.failed] == [
         (str(root / "out.txt"), "KeyOutsidePrefixError")
     ]

@@ -6,7 +6,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from taskcreds import AccessDeniedError, ObjectExistsError, UploadError
-from taskcreds.upload._errors import translate
+from taskcreds.upload._errors import classify, classify_error, codes_of, translate
 
 
 def client_error(code: str, message: str, operation: str) -> ClientError:
@@ -99,3 +99,41 @@ def test_list_multipart_uploads_hint_is_the_bucket() -> None:
     )
     assert error.hint is not None
     assert "on arn:aws:s3:::app-b to the task role" in error.hint
+
+
+# -- the one table of S3 error codes --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("ExpiredToken", "expired"),
+        ("InvalidToken", "expired"),
+        ("InvalidAccessKeyId", "expired"),
+        ("TokenRefreshRequired", "expired"),
+        ("AccessDenied", "denied"),
+        ("403", "denied"),
+        ("PreconditionFailed", "exists"),
+        ("412", "exists"),
+        ("ConditionalRequestConflict", "conflict"),
+        ("SlowDown", "throttled"),
+        ("ServiceUnavailable", "throttled"),
+        ("NoSuchKey", "not_found"),
+        ("404", "not_found"),
+        ("NoSuchBucket", "no_bucket"),
+        ("InternalError", "other"),
+        (None, "other"),
+    ],
+)
+def test_classify(code: str | None, kind: str) -> None:
+    assert classify(code) == kind
+
+
+def test_classify_error_reads_the_client_error() -> None:
+    assert classify_error(client_error("InvalidToken", "bad", "PutObject")) == "expired"
+    assert "InvalidToken" in codes_of("expired")
+
+
+def test_an_expired_token_is_not_reported_as_denied() -> None:
+    error = translate(client_error("InvalidToken", "bad", "PutObject"), bucket="b", key="k")
+    assert type(error) is UploadError

@@ -145,3 +145,19 @@ def test_checksums_match_what_s3_stores() -> None:
         multipart_etag(['"08b46181d7094b5ece88bb389c7499af"', '"d76f89e449720d99d4b92c79040f4882"'])
         == '"fdd3f8f29045d7454477dd634c8cd8cb-2"'
     )
+
+
+def test_invalid_token_also_forces_a_refresh() -> None:
+    # The hooks and doctor read one table (_errors.classify): InvalidToken means expired too.
+    fetcher = SlowFetcher()
+    provider = CredentialProvider(
+        {"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:9/creds"},
+        fetcher=fetcher,  # type: ignore[arg-type]
+    )
+    provider.get()
+    hook = RefreshOnExpired(provider)
+    invalid = ({}, {"Error": {"Code": "InvalidToken", "Message": "bad token"}})
+    assert hook._needs_retry(response=invalid, request_dict={"context": {}}) == 0.0
+    assert fetcher.calls == 2
+    denied = ({}, {"Error": {"Code": "AccessDenied", "Message": "no"}})
+    assert hook._needs_retry(response=denied, request_dict={"context": {}}) is None

@@ -165,3 +165,11 @@ def test_upload_dir_missing_says_it_does_not_exist(
         (tmp_path / "file").write_text("x")
         with pytest.raises(UploadError, match="is not a directory"):
             uploader.upload_dir(tmp_path / "file")
+
+
+def test_an_unknown_option_fails_before_any_request(provider: CredentialProvider) -> None:
+    with (
+        Uploader("app-a", "p/", provider=provider, environ=ENVIRON) as uploader,
+        pytest.raises(TypeError, match=r"unknown upload option\(s\): colour"),
+    ):
+        uploader.upload_bytes(b"x", "k", overwrite=False, colour="red")  # type: ignore[call-arg]

@@ -1,0 +1,150 @@
+"""The S3 clients and s3transfer managers of one :class:`~taskcreds.upload.Uploader`.
+
+Two of each, made on first use: one that may replace objects and one whose writes carry
+``If-None-Match: *`` (:class:`~taskcreds.upload._hooks.NoOverwrite`). Every client is made for
+the uploader's region, signs with the provider's credentials through a boto3 session (refreshed
+once when S3 calls them expired) and records its responses in the uploader's ledger.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from taskcreds.errors import ConfigError
+from taskcreds.provider import CredentialProvider
+from taskcreds.upload._hooks import Ledger, NoOverwrite, RefreshOnExpired
+from taskcreds.upload.options import MIN_PART_SIZE
+
+if TYPE_CHECKING:
+    import boto3
+    from mypy_boto3_s3 import S3Client
+    from s3transfer.manager import TransferManager
+
+__all__ = ["ClientSettings", "Clients"]
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """What every client and transfer manager of one uploader is made with."""
+
+    endpoint_url: str | None
+    region_name: str | None
+    environ: Mapping[str, str]
+    multipart_threshold: int
+    part_size: int
+    max_concurrency: int
+    max_attempts: int
+    retry_mode: str
+
+    def __post_init__(self) -> None:
+        if self.part_size < MIN_PART_SIZE:
+            raise ConfigError(
+                f"part_size must be at least 5 MiB (S3's minimum), not {self.part_size}"
+            )
+        if self.max_concurrency < 1 or self.max_attempts < 1:
+            raise ConfigError("max_concurrency and max_attempts must be at least 1")
+
+
+class Clients:
+    """Makes, keeps and closes the clients and managers (thread-safe)."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        *,
+        ledger: Ledger,
+        provider: Callable[[], CredentialProvider],
+        session: boto3.Session | None,
+        refresh: bool,
+        sleep: Callable[[float], None],
+    ) -> None:
+        self._settings = settings
+        self._ledger = ledger
+        self._provider = provider
+        self._session = session
+        self._refresh = refresh
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._clients: dict[bool, S3Client] = {}
+        self._managers: dict[bool, TransferManager] = {}
+
+    def client(self, *, overwrite: bool) -> S3Client:
+        with self._lock:
+            client = self._clients.get(overwrite)
+            if client is None:
+                client = self._clients[overwrite] = self._new_client(overwrite)
+            return client
+
+    def manager(self, *, overwrite: bool) -> TransferManager:
+        client = self.client(overwrite=overwrite)
+        with self._lock:
+            manager = self._managers.get(overwrite)
+            if manager is None:
+                from s3transfer.manager import TransferConfig, TransferManager
+
+                settings = self._settings
+                config = TransferConfig(
+                    multipart_threshold=settings.multipart_threshold,
+                    multipart_chunksize=settings.part_size,
+                    max_request_concurrency=settings.max_concurrency,
+                    # Bounds memory for non-seekable streams: part size x concurrency.
+                    max_in_memory_upload_chunks=settings.max_concurrency,
+                )
+                manager = self._managers[overwrite] = TransferManager(client, config)
+            return manager
+
+    def close(self) -> None:
+        """Shut the managers down (their threads) and close the clients (their connections)."""
+        with self._lock:
+            for manager in self._managers.values():
+                manager.shutdown()
+            for client in self._clients.values():
+                client.close()
+            self._managers.clear()
+            self._clients.clear()
+
+    def _new_client(self, overwrite: bool) -> S3Client:
+        from botocore.config import Config
+
+        settings = self._settings
+        path_style = bool(
+            settings.endpoint_url
+            or settings.environ.get("AWS_ENDPOINT_URL_S3")
+            or settings.environ.get("AWS_ENDPOINT_URL")
+        )
+        # botocore's "max_attempts" counts retries after the first try; "total_max_attempts" is
+        # what max_attempts means here (and in fetch.py): every try, the first one included.
+        retries: Any = {"mode": settings.retry_mode, "total_max_attempts": settings.max_attempts}
+        config = Config(
+            retries=retries,
+            # SigV4 for presigned URLs too: SeaweedFS refuses session tokens on SigV2 ones.
+            signature_version="s3v4",
+            max_pool_connections=settings.max_concurrency * 2 + 2,
+            s3={"addressing_style": "path"} if path_style else None,
+        )
+        client = self._boto_session().client(
+            "s3",
+            endpoint_url=settings.endpoint_url,
+            region_name=settings.region_name,
+            config=config,
+        )
+        self._ledger.register(client.meta.events)
+        if self._refresh:
+            RefreshOnExpired(self._provider()).register(client.meta.events)
+        if not overwrite:
+            NoOverwrite(sleep=self._sleep).register(client.meta.events)
+        return client
+
+    def _boto_session(self) -> boto3.Session:
+        if self._session is not None:
+            return self._session
+        from taskcreds.boto import session
+
+        return session(
+            provider=self._provider(),
+            region_name=self._settings.region_name,
+            environ=self._settings.environ,
+        )

@@ -1,0 +1,115 @@
+"""One transfer: a small object in one PutObject, anything else through s3transfer, and what
+follows a failure (the lost-answer check of a no-overwrite write, the multipart clean-up)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import IO, TYPE_CHECKING, Any
+
+from s3transfer.subscribers import BaseSubscriber
+
+from taskcreds.errors import TaskCredsError
+from taskcreds.upload._confirm import own_write_after_lost_answer
+from taskcreds.upload.options import Progress
+from taskcreds.upload.results import UploadResult, result_from
+
+if TYPE_CHECKING:
+    from taskcreds.upload.uploader import Uploader
+
+__all__ = ["ByteCounter", "send_locked"]
+
+
+def send_locked(
+    uploader: Uploader,
+    source: str | IO[bytes],
+    key: str,
+    size: int | None,
+    *,
+    overwrite: bool,
+    extra_args: dict[str, Any],
+    counter: ByteCounter,
+) -> UploadResult:
+    algorithm = str(extra_args["ChecksumAlgorithm"])
+    uploader._ledger.forget(key)
+    try:
+        if size is not None and size < uploader._multipart_threshold:
+            response = _put_small(uploader, source, key, extra_args, overwrite)
+            counter.add(size)
+        else:
+            uploader._clients.manager(overwrite=overwrite).upload(
+                source, uploader.bucket, key, extra_args, [counter]
+            ).result()
+            response = uploader._ledger.take_response(key)
+    except Exception as exc:
+        own = None
+        try:
+            if not overwrite:
+                own = own_write_after_lost_answer(
+                    uploader._client(overwrite=True),
+                    uploader._ledger,
+                    bucket=uploader.bucket,
+                    key=key,
+                    error=exc,
+                    size=size,
+                    extra_args=extra_args,
+                    translate=uploader._translated,
+                )
+        finally:
+            if own is None:
+                uploader._clean_up_after_failure(key)
+        if own is not None:
+            uploader._ledger.forget(key)
+            if size is not None and size < uploader._multipart_threshold:
+                counter.add(size)  # sent in one request: the progress callback gets it now
+            return own
+        if isinstance(exc, TaskCredsError):
+            raise
+        raise uploader._translated(exc, key) from exc
+    except BaseException:
+        uploader._clean_up_after_failure(key)
+        raise
+    multipart = uploader._ledger.was_multipart(key)
+    uploader._ledger.forget(key)
+    return result_from(
+        response,
+        bucket=uploader.bucket,
+        key=key,
+        size=size if size is not None else counter.total,
+        algorithm=algorithm,
+        multipart=multipart,
+    )
+
+
+def _put_small(
+    uploader: Uploader,
+    source: str | IO[bytes],
+    key: str,
+    extra_args: dict[str, Any],
+    overwrite: bool,
+) -> Mapping[str, Any]:
+    """One PutObject, without s3transfer's task machinery: for small objects that machinery
+    costs more CPU than the request itself (benchmark P5)."""
+    client = uploader._client(overwrite=overwrite)
+    if isinstance(source, str):
+        with open(source, "rb") as body:
+            return client.put_object(Bucket=uploader.bucket, Key=key, Body=body, **extra_args)
+    return client.put_object(Bucket=uploader.bucket, Key=key, Body=source, **extra_args)
+
+
+class ByteCounter(BaseSubscriber):
+    """An s3transfer subscriber that totals bytes sent and forwards them to a callback."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self._progress = progress
+        self._lock = threading.Lock()
+        self.total = 0
+
+    def on_progress(self, future: Any, bytes_transferred: int, **kwargs: Any) -> None:
+        self.add(bytes_transferred)
+
+    def add(self, count: int) -> None:
+        with self._lock:
+            self.total += count
+        if self._progress is not None:
+            self._progress(count)
