@@ -10,15 +10,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 import taskcreds
 from taskcreds import CredentialProvider, Credentials, CredentialsExpiredError
 from taskcreds.endpoint import Endpoint
 from taskcreds.errors import EndpointUnreachableError, InternalError
 from taskcreds.fetch import FetchResult
-from taskcreds.provider import refresh_schedule, retry_delay
+from taskcreds.provider import retry_delay
 
 ENVIRON = {"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:9/creds"}
 START = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
@@ -104,40 +102,6 @@ def make_provider(lifetime: float = 6 * 3600) -> tuple[CredentialProvider, FakeF
 
 
 FAILURE = EndpointUnreachableError("agent down", url="http://127.0.0.1:9/creds", reason="refused")
-
-
-# -- the schedule, as pure arithmetic -------------------------------------------------------
-
-
-@given(
-    st.floats(0, 48 * 3600), st.floats(0, 1, exclude_max=True), st.floats(0, 1, exclude_max=True)
-)
-def test_schedule_properties(lifetime: float, first: float, second: float) -> None:
-    draws = iter([first, second])
-    schedule = refresh_schedule(lifetime, lambda: next(draws))
-    advisory = min(15 * 60, lifetime / 3)
-    mandatory = min(10 * 60, lifetime / 6)
-    # Jitter only moves points earlier (more seconds before expiry), never later.
-    assert schedule.advisory >= advisory
-    assert schedule.mandatory >= mandatory
-    # The advisory point never comes after the mandatory one, and both lie inside the lifetime.
-    assert schedule.advisory >= schedule.mandatory
-    assert schedule.advisory <= lifetime / 2 + 1e-9
-
-
-@pytest.mark.parametrize(
-    ("lifetime", "advisory", "mandatory"),
-    [(6 * 3600, 900, 600), (3600, 900, 600), (900, 300, 150), (10, 10 / 3, 10 / 6)],
-)
-def test_schedule_without_jitter(lifetime: float, advisory: float, mandatory: float) -> None:
-    schedule = refresh_schedule(lifetime, lambda: 0.0)
-    assert schedule.advisory == pytest.approx(advisory)
-    assert schedule.mandatory == pytest.approx(mandatory)
-
-
-@given(st.floats(-10, 1e7))
-def test_retry_delay_bounds(left: float) -> None:
-    assert 1.0 <= retry_delay(left) <= 60.0
 
 
 # -- windows --------------------------------------------------------------------------------
