@@ -14,13 +14,9 @@ address that was never checked.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
-import socket
-import stat
-import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -28,7 +24,27 @@ from urllib.parse import urlsplit, urlunsplit
 import urllib3.util
 
 from taskcreds import environment as env
-from taskcreds.errors import ConfigError, NotInContainerError, TokenError, UnsupportedHostError
+from taskcreds._hosts import (
+    METADATA_ADDRESSES,
+    Resolver,
+    address_allowed,
+    check_addresses,
+    check_host_name,
+    is_literal,
+    literal_address,
+    normal_host,
+    parse_resolved,
+    resolve_within,
+    system_resolver,
+    unsupported,
+)
+
+# Names this module has always offered beyond __all__ (fetch and serve-local import them).
+from taskcreds._hosts import IPAddress as IPAddress  # noqa: PLC0414
+from taskcreds._hosts import is_loopback_host as is_loopback_host  # noqa: PLC0414
+from taskcreds._token import MAX_TOKEN_FILE_BYTES as MAX_TOKEN_FILE_BYTES  # noqa: PLC0414
+from taskcreds._token import checked_token, read_token_file
+from taskcreds.errors import ConfigError, NotInContainerError
 
 __all__ = [
     "RESOLVE_TIMEOUT",
@@ -44,19 +60,6 @@ __all__ = [
 
 logger = logging.getLogger("taskcreds")
 
-Resolver = Callable[[str], Sequence[str]]
-"""Maps a host name to the IP addresses it resolves to (as strings)."""
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-_ECS_ADDRESS = ipaddress.ip_address(env.ECS_HOST)
-_EKS_ADDRESSES = frozenset(
-    {ipaddress.ip_address("169.254.170.23"), ipaddress.ip_address("fd00:ec2::23")}
-)
-_METADATA_ADDRESSES = frozenset(
-    {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
-)
-_BUILTIN_ALLOWED = ("loopback", "169.254.170.2", "169.254.170.23", "fd00:ec2::23")
 _NOT_IN_CONTAINER_HINT = (
     "set by the ECS agent inside a task whose task definition has a taskRoleArn (or by EKS Pod "
     "Identity); outside ECS, run `python -m taskcreds serve-local` and set the "
@@ -64,38 +67,6 @@ _NOT_IN_CONTAINER_HINT = (
 )
 #: How long ``resolve_endpoint`` waits for a host name to resolve (a fetch uses its deadline).
 RESOLVE_TIMEOUT = 5.0
-
-
-def system_resolver(host: str) -> list[str]:
-    """Resolve ``host`` with the system resolver (``getaddrinfo``), TCP addresses only."""
-    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    return [str(info[4][0]) for info in infos]
-
-
-def resolve_within(resolver: Resolver, host: str, seconds: float) -> list[str]:
-    """``resolver(host)``, or :class:`TimeoutError` once ``seconds`` have passed.
-
-    ``getaddrinfo`` cannot be interrupted, so it runs in a daemon thread that is left to finish
-    on its own: a DNS server that never answers holds no caller past its deadline.
-    """
-    outcome: list[list[str] | BaseException] = []
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            outcome.append(list(resolver(host)))
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
-            outcome.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name="taskcreds-resolve", daemon=True).start()
-    if not done.wait(max(seconds, 0.0)):
-        raise TimeoutError(f"resolving {host!r} took longer than {seconds:.2g} s")
-    result = outcome[0]
-    if isinstance(result, BaseException):
-        raise result
-    return result
 
 
 @dataclass(frozen=True)
@@ -114,79 +85,10 @@ class TokenSource:
         """Read the token now: the file is re-read on every call, because EKS rotates it."""
         if self.kind == "file":
             # Files usually end with one newline; that one is not part of the token.
-            raw = _read_token_file(self.name).removesuffix("\n").removesuffix("\r")
+            raw = read_token_file(self.name).removesuffix("\n").removesuffix("\r")
         else:
             raw = self._environ.get(self.name, "")
-        return _checked_token(raw, self)
-
-
-#: A Pod Identity token (a JWT) is about 1 KiB; a bigger file is not a token.
-MAX_TOKEN_FILE_BYTES = 16 * 1024
-
-
-def _read_token_file(path: str) -> str:
-    """The file's text, refusing what could block (a FIFO) or grow without end (``/dev/zero``)."""
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; regular files ignore it.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise TokenError(
-            f"cannot read the authorization token file {path}: {exc.strerror}",
-            source=path,
-            hint=f"check that the file {env.AUTH_TOKEN_FILE} names is mounted and readable",
-        ) from exc
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise TokenError(
-                f"the authorization token file {path} is not a regular file",
-                source=path,
-                hint=f"{env.AUTH_TOKEN_FILE} must name the token file itself (EKS mounts one)",
-            )
-        data = os.read(fd, MAX_TOKEN_FILE_BYTES + 1)
-    except OSError as exc:
-        raise TokenError(
-            f"cannot read the authorization token file {path}: {exc.strerror}",
-            source=path,
-        ) from exc
-    finally:
-        os.close(fd)
-    if len(data) > MAX_TOKEN_FILE_BYTES:
-        raise TokenError(
-            f"the authorization token file {path} is larger than "
-            f"{MAX_TOKEN_FILE_BYTES // 1024} KiB, which no token is",
-            source=path,
-            hint=f"check that {env.AUTH_TOKEN_FILE} names the token file",
-        )
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise TokenError(
-            f"the authorization token file {path} is not UTF-8 text", source=path
-        ) from exc
-
-
-def _checked_token(token: str, source: TokenSource) -> str:
-    if "\r" in token or "\n" in token:
-        raise TokenError(
-            f"the authorization token from {source} contains a line break, which would inject "
-            "HTTP headers",
-            source=source.name,
-            hint="the token must be one line; a file may end with one newline",
-        )
-    if not token:
-        raise TokenError(
-            f"the authorization token from {source} is empty",
-            source=source.name,
-            hint="EKS Pod Identity mounts the token file; check the pod's service account",
-        )
-    if token != token.strip() or any(not 0x20 <= ord(ch) <= 0x7E for ch in token):
-        raise TokenError(
-            f"the authorization token from {source} has leading or trailing spaces or characters "
-            "that cannot be sent in an HTTP header",
-            source=source.name,
-            hint="the token must be printable ASCII (EKS tokens are JWTs)",
-        )
-    return token
+        return checked_token(raw, self)
 
 
 @dataclass(frozen=True, repr=False)
@@ -236,17 +138,15 @@ class Endpoint:
         """
         parts = urlsplit(self.url)
         host = parts.hostname or ""
-        if _is_literal(host):
+        if is_literal(host):
             return None
-        addresses = [
-            _parse_resolved(text) for text in resolve_within(self._resolver, host, seconds)
-        ]
+        addresses = [parse_resolved(text) for text in resolve_within(self._resolver, host, seconds)]
         if not addresses:
             raise OSError(f"{host!r} resolves to no address")
         if parts.scheme.lower() == "http":
-            _check_addresses(host, self.allowed_hosts, addresses)
-        elif any(address in _METADATA_ADDRESSES for address in addresses):
-            raise _unsupported(
+            check_addresses(host, self.allowed_hosts, addresses)
+        elif any(address in METADATA_ADDRESSES for address in addresses):
+            raise unsupported(
                 host,
                 self.allowed_hosts,
                 "resolves to the EC2 instance metadata service",
@@ -359,40 +259,30 @@ def _token_source(environ: Mapping[str, str]) -> TokenSource | None:
 
 def _extra_hosts(allowed_hosts: Iterable[str], from_environ: str) -> frozenset[str]:
     names = [*allowed_hosts, *from_environ.split(",")]
-    return frozenset(_normal_host(name) for name in names if name.strip())
-
-
-def _normal_host(host: str) -> str:
-    host = host.strip().lower().removeprefix("[").removesuffix("]")
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return host
+    return frozenset(normal_host(name) for name in names if name.strip())
 
 
 def _checked_full_uri(url: str, extra: frozenset[str], resolver: Resolver) -> str:
     host, scheme = _parse_full_uri(url)
     if scheme == "https":
         # TLS authenticates the host, so any host may be named; only the metadata service is barred.
-        address = _literal_address(host)
-        if address is not None and address in _METADATA_ADDRESSES:
-            raise _unsupported(
-                host, extra, "is the EC2 instance metadata service", can_opt_in=False
-            )
+        address = literal_address(host)
+        if address is not None and address in METADATA_ADDRESSES:
+            raise unsupported(host, extra, "is the EC2 instance metadata service", can_opt_in=False)
         return url
-    address = _literal_address(host)
+    address = literal_address(host)
     if address is not None:
-        if _address_allowed(address) or (
-            str(address) in extra and address not in _METADATA_ADDRESSES
+        if address_allowed(address) or (
+            str(address) in extra and address not in METADATA_ADDRESSES
         ):
             return url
-        raise _unsupported(
+        raise unsupported(
             host,
             extra,
             "is not an address container credentials are served from",
-            can_opt_in=address not in _METADATA_ADDRESSES,
+            can_opt_in=address not in METADATA_ADDRESSES,
         )
-    _check_host_name(host, extra, resolver)
+    check_host_name(host, extra, resolver)
     return url
 
 
@@ -422,7 +312,7 @@ def _parse_full_uri(url: str) -> tuple[str, str]:
     if not host:
         raise ConfigError(f"{env.FULL_URI} has no host")
     if "%" in host:
-        raise _unsupported(
+        raise unsupported(
             host, frozenset(), "has an IPv6 zone id or an escaped character", can_opt_in=False
         )
     if not host.isascii():
@@ -437,118 +327,6 @@ def _parse_full_uri(url: str) -> tuple[str, str]:
         other = urllib3.util.parse_url(url)
     except ValueError as exc:  # urllib3's LocationParseError
         raise ConfigError(f"{env.FULL_URI} is not a valid URL: {exc}") from exc
-    if _normal_host(other.host or "") != _normal_host(host) or other.port != port:
+    if normal_host(other.host or "") != normal_host(host) or other.port != port:
         raise ConfigError(f"{env.FULL_URI} is ambiguous: URL parsers disagree on its host")
     return host, scheme
-
-
-def _literal_address(host: str) -> IPAddress | None:
-    """The address a literal host denotes, refusing spellings that hide which one it is."""
-    if ":" in host:
-        try:
-            address = ipaddress.IPv6Address(host)
-        except ValueError as exc:
-            raise _unsupported(
-                host, frozenset(), "is not a valid IPv6 address", can_opt_in=False
-            ) from exc
-        return address.ipv4_mapped or address
-    labels = host.split(".")
-    if all(_numeric_label(label) for label in labels):
-        # inet_aton reads "2852039166", "0xa9fea9fe", "0251.0376.0251.0376" and "127.1" as
-        # addresses; only the canonical dotted quad is accepted, so what is checked is what is used.
-        try:
-            address4 = ipaddress.IPv4Address(host)
-        except ValueError:
-            address4 = None
-        if address4 is None or str(address4) != host:
-            raise _unsupported(
-                host,
-                frozenset(),
-                "is a non-canonical numeric address; write it as a dotted quad",
-                can_opt_in=False,
-            )
-        return address4
-    return None
-
-
-def _is_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _numeric_label(label: str) -> bool:
-    lowered = label.lower()
-    if lowered.startswith("0x"):
-        return all(ch in "0123456789abcdef" for ch in lowered[2:])
-    return lowered.isdigit() or lowered == ""
-
-
-def is_loopback_host(host: str) -> bool:
-    """``localhost`` or a literal loopback address (no name resolution)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _address_allowed(address: IPAddress) -> bool:
-    if address in _METADATA_ADDRESSES:
-        return False
-    return address.is_loopback or address == _ECS_ADDRESS or address in _EKS_ADDRESSES
-
-
-def _check_host_name(host: str, extra: frozenset[str], resolver: Resolver) -> None:
-    try:
-        addresses = [_parse_resolved(text) for text in resolver(host)]
-    except (OSError, UnicodeError, ValueError) as exc:
-        if host in extra:
-            return  # opted into by name; an unresolvable name fails later, at connect
-        raise _unsupported(host, extra, f"could not be resolved to check it ({exc})") from exc
-    _check_addresses(host, extra, addresses)
-
-
-def _check_addresses(host: str, extra: frozenset[str], addresses: Sequence[IPAddress]) -> None:
-    """Raise unless every address ``host`` resolved to may be asked over http."""
-    if any(address in _METADATA_ADDRESSES for address in addresses):
-        raise _unsupported(
-            host, extra, "resolves to the EC2 instance metadata service", can_opt_in=False
-        )
-    if host in extra:
-        return
-    if not addresses:
-        raise _unsupported(host, extra, "resolves to no address")
-    refused = [str(address) for address in addresses if not _address_allowed(address)]
-    if refused:
-        raise _unsupported(host, extra, f"resolves to {', '.join(refused)}, which is not allowed")
-
-
-def _parse_resolved(text: str) -> IPAddress:
-    address = ipaddress.ip_address(text.partition("%")[0])
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return address.ipv4_mapped
-    return address
-
-
-def _unsupported(
-    host: str, extra: frozenset[str], why: str, *, can_opt_in: bool = True
-) -> UnsupportedHostError:
-    allowed = (*_BUILTIN_ALLOWED, *sorted(extra))
-    if can_opt_in:
-        hint = (
-            f"use https, or opt in to the host with {env.ALLOWED_HOSTS}={host} "
-            "(or allowed_hosts=[...])"
-        )
-    else:
-        hint = "no setting allows this host; point FULL_URI at the agent or a loopback emulator"
-    return UnsupportedHostError(
-        f"{env.FULL_URI} host {host!r} {why}; over http only these are allowed: "
-        f"{', '.join(allowed)}",
-        host=host,
-        allowed=allowed,
-        hint=hint,
-    )

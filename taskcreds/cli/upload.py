@@ -24,19 +24,27 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskcreds import environment
 from taskcreds.cli._common import (
     EXIT_ACCESS_DENIED,
-    EXIT_OK,
     EXIT_UPLOAD,
     EXIT_USAGE,
     Output,
     exit_code_for,
-    printable,
+)
+from taskcreds.cli._upload_report import (
+    Failure,
+    Lines,
+    Report,
+    document,
+    exists_reason,
+    nothing_to_upload,
+    summary,
+    uploaded_line,
 )
 from taskcreds.errors import ConfigError, ObjectExistsError, TaskCredsError, UploadError
 from taskcreds.upload.options import CHECKSUM_ALGORITHMS, MIN_PART_SIZE, MiB
@@ -48,7 +56,6 @@ if TYPE_CHECKING:
         FileEvent,
         PlannedFile,
         Uploader,
-        UploadResult,
     )
 
 EXAMPLE = "python -m taskcreds upload report.csv site/ --prefix nightly/ --exclude '*.tmp'"
@@ -154,60 +161,6 @@ def _positive(text: str) -> int:
     return value
 
 
-# -- what was done ------------------------------------------------------------------------------
-
-
-@dataclass
-class _Failure:
-    path: str
-    key: str | None
-    error: str
-    reason: str
-    exit_code: int
-
-
-@dataclass
-class _Report:
-    """Everything the command did, for the lines, the summary and the JSON document."""
-
-    uploaded: list[UploadResult] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    planned: list[str] = field(default_factory=list)
-    #: Dry run: each file planned, with its path and size.
-    planned_files: list[PlannedFile] = field(default_factory=list)
-    failed: list[_Failure] = field(default_factory=list)
-    #: Keys of directories stopped after their first file was refused.
-    not_attempted: list[str] = field(default_factory=list)
-    #: Directories with no file to upload: ``{"path": ..., "message": ...}``.
-    nothing_to_upload: list[dict[str, str]] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        return min((failure.exit_code for failure in self.failed), default=EXIT_OK)
-
-
-class _Lines:
-    """Lines that do not tear the progress bar on stderr apart: results per object to stdout
-    (unless ``--quiet``), failures and notes to stderr (text mode only, escaped)."""
-
-    def __init__(self, output: Output, write_mode: Callable[..., Any], *, per_object: bool) -> None:
-        self._output = output
-        self._write_mode = write_mode
-        self._per_object = per_object
-
-    def __call__(self, text: str) -> None:
-        if self._per_object:
-            with self._write_mode(file=self._output.out):
-                self._output.line(text)
-                self._output.out.flush()  # a log (not a terminal) gets it now, not at the end
-
-    def err(self, text: str) -> None:
-        if self._output.json_mode or self._output.quiet:
-            return
-        with self._write_mode(file=self._output.err):
-            print(printable(text), file=self._output.err, flush=True)
-
-
 # -- the command --------------------------------------------------------------------------------
 
 
@@ -230,14 +183,14 @@ def run(args: argparse.Namespace, output: Output) -> int:
 
     from taskcreds.upload import Uploader
 
-    lines = _Lines(output, tqdm.external_write_mode, per_object=not args.no_lines)
+    lines = Lines(output, tqdm.external_write_mode, per_object=not args.no_lines)
 
     tuning: dict[str, Any] = {"checksum_algorithm": args.checksum}
     if args.part_size is not None:
         tuning["part_size"] = tuning["multipart_threshold"] = args.part_size * MiB
     if args.concurrency is not None:
         tuning["max_concurrency"] = args.concurrency
-    report = _Report()
+    report = Report()
     started = time.monotonic()
     with Uploader(args.bucket, args.prefix, **tuning) as uploader:
         plans = {path: _plan(uploader, path, args) for path in paths if path.is_dir()}
@@ -274,10 +227,10 @@ def run(args: argparse.Namespace, output: Output) -> int:
                     bar.refresh()
         seconds = time.monotonic() - started
     if output.json_mode:
-        output.document(_document(report, uploader, args.dry_run, seconds))
+        output.document(document(report, uploader, args.dry_run, seconds))
         return report.exit_code
     # Each failure was printed once, on stderr, when it happened: the summary only counts them.
-    output.line(_summary(report, uploader, args.dry_run, seconds))
+    output.line(summary(report, uploader, args.dry_run, seconds))
     return report.exit_code
 
 
@@ -311,8 +264,8 @@ class _Job:
     uploader: Uploader
     args: argparse.Namespace
     progress: Callable[[int], None]
-    report: _Report
-    lines: _Lines
+    report: Report
+    lines: Lines
     #: What each directory holds to upload (``Uploader.plan_dir``).
     plans: dict[Path, list[PlannedFile]]
 
@@ -343,7 +296,7 @@ class _Job:
             path, args.key, overwrite=not args.no_overwrite, progress=self.progress
         )
         self.report.uploaded.append(result)
-        self.lines(_uploaded_line(result))
+        self.lines(uploaded_line(result))
 
     def _directory(self, path: Path) -> bool:
         """True when a file failed for want of credentials or configuration (see ``upload``)."""
@@ -354,7 +307,7 @@ class _Job:
 
         def on_file(event: FileEvent) -> None:  # each file as it settles: a log shows progress
             if event.status == "uploaded" and isinstance(event.outcome, UploadResult):
-                self.lines(_uploaded_line(event.outcome))
+                self.lines(uploaded_line(event.outcome))
             elif event.status == "skipped":
                 self.lines(f"skipped s3://{bucket}/{event.key} (unchanged)")
             elif event.status == "planned" and event.key in planned:
@@ -391,7 +344,7 @@ class _Job:
                 "the same way); --keep-going tries every file"
             )
         if not (result.uploaded or result.skipped or result.planned or result.failed):
-            message = _nothing_to_upload(path, args)
+            message = nothing_to_upload(path, args)
             self.report.nothing_to_upload.append({"path": str(path), "message": message})
             self.lines.err(message)
         return any(failure.exit_code < EXIT_ACCESS_DENIED for failure in self.report.failed)
@@ -417,30 +370,17 @@ class _Job:
     ) -> None:
         # OSError and anything else that failed one file: an upload failure.
         code = exit_code_for(error) if isinstance(error, TaskCredsError) else EXIT_UPLOAD
-        self.report.failed.append(_Failure(path, key, type(error).__name__, reason, code))
+        self.report.failed.append(Failure(path, key, type(error).__name__, reason, code))
 
     def _failed_reason(self, failed: FailedFile) -> str:
         if isinstance(failed.error, ObjectExistsError) and failed.key is not None:
-            return _exists_reason(self.uploader.bucket, failed.key)
+            return exists_reason(self.uploader.bucket, failed.key)
         return failed.reason
 
     def _reason(self, error: UploadError) -> str:
         if isinstance(error, ObjectExistsError) and error.key is not None:
-            return _exists_reason(self.uploader.bucket, error.key)
+            return exists_reason(self.uploader.bucket, error.key)
         return str(error)
-
-
-def _nothing_to_upload(path: Path, args: argparse.Namespace) -> str:
-    has_files = any(names for _, _, names in os.walk(path))
-    if has_files and (args.include or args.exclude):
-        return f"nothing to upload: no file in {path} matches --include/--exclude"
-    if has_files:
-        return f"nothing to upload: no regular file in {path}"
-    return f"nothing to upload: {path} is empty"
-
-
-def _exists_reason(bucket: str, key: str) -> str:
-    return f"s3://{bucket}/{key} already exists and --no-overwrite was given; it was left as it was"
 
 
 def _plan(uploader: Uploader, path: Path, args: argparse.Namespace) -> list[PlannedFile]:
@@ -450,53 +390,3 @@ def _plan(uploader: Uploader, path: Path, args: argparse.Namespace) -> list[Plan
         return uploader.plan_dir(path, include=args.include, exclude=args.exclude)
     except (OSError, TaskCredsError):
         return []
-
-
-# -- output -------------------------------------------------------------------------------------
-
-
-def _uploaded_line(result: UploadResult) -> str:
-    details = [f"{result.size} bytes"]
-    if result.checksum:
-        details.append(f"{result.checksum_algorithm} {result.checksum}")
-    if result.multipart:
-        details.append("multipart")
-    return f"uploaded {result.uri} ({', '.join(details)})"
-
-
-def _summary(report: _Report, uploader: Uploader, dry_run: bool, seconds: float) -> str:
-    where = f"s3://{uploader.bucket}/{uploader.prefix}"
-    counts = f"{len(report.skipped)} skipped (unchanged), {len(report.failed)} failed"
-    if report.not_attempted:
-        counts += f", {len(report.not_attempted)} not attempted"
-    if dry_run:
-        return f"dry run: {len(report.planned)} to upload to {where}, {counts}; nothing was written"
-    size = sum(result.size for result in report.uploaded)
-    done = f"{len(report.uploaded)} uploaded ({size} bytes) to {where}"
-    return f"{done}, {counts} in {seconds:.1f} s"
-
-
-def _document(report: _Report, uploader: Uploader, dry_run: bool, seconds: float) -> dict[str, Any]:
-    return {
-        "ok": not report.failed,
-        "exit_code": report.exit_code,
-        "dry_run": dry_run,
-        "bucket": uploader.bucket,
-        "prefix": uploader.prefix,
-        "uploaded": [asdict(result) for result in report.uploaded],
-        "skipped": report.skipped,
-        "planned": report.planned,
-        "planned_files": [asdict(planned) for planned in report.planned_files],
-        "failed": [asdict(failure) for failure in report.failed],
-        "not_attempted": report.not_attempted,
-        "nothing_to_upload": report.nothing_to_upload,
-        "totals": {
-            "uploaded": len(report.uploaded),
-            "bytes": sum(result.size for result in report.uploaded),
-            "skipped": len(report.skipped),
-            "planned": len(report.planned),
-            "failed": len(report.failed),
-            "not_attempted": len(report.not_attempted),
-            "seconds": round(seconds, 3),
-        },
-    }
