@@ -14,7 +14,7 @@ from __future__ import annotations
 
 BENCHMARKS: dict[str, str] = {
     "P1": "bench.p1_get",
-    "P2": "bench.p2_endpoint_load",
+    "P2": "bench.p2_broker",
     "P3": "bench.p3_show",
     "P4": "bench.p4_upload_file",
     "P5": "bench.p5_upload_dir",

@@ -80,7 +80,7 @@ def _source(endpoint: dict[str, Any]) -> Any:
     role_arn = endpoint.get("role_arn", "arn:aws:iam::123456789012:role/AppA")
     canary = endpoint.get("canary")
     if canary is None:
-        return RotatingSource(role_arn=role_arn)
+        return RotatingSource(role_arn=role_arn, lifetime=endpoint.get("lifetime", 3600.0))
     expiration = datetime.now(timezone.utc) + timedelta(hours=6)
     return StaticSource(
         Credentials(canary["key"], canary["secret"], canary["token"], expiration, role_arn)

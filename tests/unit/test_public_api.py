@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
+import types
+
+import pytest
 
 import taskcreds
 
 EXPECTED = {
     "AccessDeniedError",
+    "Broker",
     "ConfigError",
     "CredentialProvider",
     "Credentials",
@@ -148,3 +153,133 @@ def test_the_runtime_package_imports_no_demo_or_test_tooling() -> None:
                 if name.split(".")[0] in ("taskcreds_demo", "tests") or "seaweed" in name:
                     offenders.append(f"{path.relative_to(root)}: {name}")
     assert offenders == []
+
+
+# Subpackages' public names are pinned too: a change to one is a deliberate change.
+SUBPACKAGES: dict[str, set[str]] = {
+    "taskcreds.errors": {
+        "AccessDeniedError",
+        "ConfigError",
+        "CredentialsExpiredError",
+        "DependencyMissingError",
+        "EndpointError",
+        "EndpointHTTPError",
+        "EndpointUnreachableError",
+        "InternalError",
+        "KeyOutsidePrefixError",
+        "MalformedResponseError",
+        "NotInContainerError",
+        "ObjectExistsError",
+        "SeaweedError",
+        "SeaweedPortError",
+        "TaskCredsError",
+        "ThrottledError",
+        "TokenError",
+        "UnsupportedHostError",
+        "UploadError",
+        "WeedNotFoundError",
+    },
+    "taskcreds.sources": {
+        "CredentialSource",
+        "EndpointFetcher",
+        "EndpointSource",
+        "StaticSource",
+    },
+    "taskcreds.local": {
+        "AGENT_RPS_BURST",
+        "AGENT_RPS_LIMIT",
+        "AgentServer",
+        "AssumeRoleSource",
+        "CredentialSource",
+        "CredentialSourceError",
+        "DEFAULT_ROLE_ARN",
+        "Faults",
+        "IO_TIMEOUT",
+        "RateLimiter",
+        "RecordedRequest",
+        "RotatingSource",
+        "ServedSource",
+        "SessionCredentialsSource",
+        "StaticSource",
+        "THROTTLE_MESSAGE",
+        "credentials_document",
+        "format_expiration",
+    },
+    "taskcreds.upload": {
+        "CHECKSUM_ALGORITHMS",
+        "DirectoryResult",
+        "FailedFile",
+        "FileEvent",
+        "IncompleteUpload",
+        "PlannedFile",
+        "UploadOptions",
+        "UploadOptionsDict",
+        "UploadResult",
+        "Uploader",
+    },
+    "taskcreds.audit": {
+        "AuditRecord",
+        "AuditReport",
+        "AuditSummary",
+        "ClientProblem",
+        "EVENT_EXECUTION_ROLE",
+        "EVENT_TASK_ROLE",
+        "FREQUENT_MIN_REQUESTS",
+        "FREQUENT_PER_MINUTE",
+        "MAX_LINE_LENGTH",
+        "MAX_UNPARSED_SHOWN",
+        "TaskActivity",
+        "UnparsedLine",
+        "UserAgent",
+        "find_log_files",
+        "format_time",
+        "is_audit_log_name",
+        "open_log",
+        "parse_line",
+        "parse_time_bound",
+        "parse_user_agent",
+        "summarise",
+    },
+    "taskcreds.policy": {
+        "ACTION_PURPOSES",
+        "DEFAULT_FEATURES",
+        "DEFAULT_ROLE_NAME",
+        "FEATURES",
+        "FEATURE_ACTIONS",
+        "GeneratedPolicies",
+        "PLACEHOLDER_ACCOUNT",
+        "PLATFORMS",
+        "PolicyRequest",
+        "generate",
+        "kubernetes_part",
+        "parse_features",
+        "permissions_policy",
+        "pod_identity_association",
+        "task_definition",
+        "trust_policy",
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(SUBPACKAGES))
+def test_subpackage_all_is_pinned(name: str) -> None:
+    module = importlib.import_module(name)
+    assert set(module.__all__) == SUBPACKAGES[name]
+    for member in module.__all__:
+        assert hasattr(module, member), f"{name}.{member}"
+
+
+# Names `taskcreds` hands out lazily through its module __getattr__ (they import boto3 or the
+# HTTP server only when asked for).
+LAZY = {"Uploader", "Broker"}
+
+
+def test_all_is_exactly_what_the_module_defines() -> None:
+    """As httpx's test_exported_members: every public name in ``vars(taskcreds)`` is in
+    ``__all__`` and nothing else is, so a leaked ``Any``, ``annotations`` or helper fails."""
+    defined = {
+        name
+        for name, value in vars(taskcreds).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert set(taskcreds.__all__) == defined | LAZY | {"__version__"}

@@ -1,0 +1,706 @@
+"""The broker: one credentials cache for the whole task, served over loopback to every process.
+
+One :class:`~taskcreds.CredentialProvider` fetches from upstream (whatever the container
+variables name: the ECS agent, Pod Identity, serve-local); a small threaded HTTP server answers
+``GET /v1/credentials`` exactly as the agent answers (same JSON fields and error shapes) to any
+SDK that supports ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` with
+``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE``.
+
+- **From cache.** A request is answered from :meth:`CredentialProvider.peek` (no lock, no I/O)
+  while a valid set is cached; only when none is does it wait for one upstream fetch, shared by
+  every caller (the provider's single flight), and after a failed one the broker answers 503 for
+  a moment rather than send every request upstream.
+- **Refresh.** The broker's refresh thread replaces a set when a sixth of its lifetime is left
+  (at most 10 minutes before expiry, at least 1 s; the provider's mandatory point), retrying with
+  backoff while the cached set lasts: about one upstream fetch per lifetime, whatever the
+  clients do. A provider passed in with its own prefetch thread may refresh earlier; the broker
+  then follows it.
+- **Outage.** While upstream fails, the cached set is served until it expires; then requests
+  get the agent's ``503 CredentialsUninitialized``, which every SDK retries.
+- **Guard.** A random token (256 bits) in ``Authorization``, compared in constant time, lives in
+  a 0600 file in a 0700 directory made for this broker and removed on close; ``Host`` must be
+  the bound address or ``localhost`` with the bound port; only loopback binds, unless forced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import ipaddress
+import logging
+import os
+import secrets
+import shutil
+import socket
+import socketserver
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+from urllib.parse import quote, urlsplit
+
+from taskcreds import environment
+from taskcreds._schedule import retry_delay
+from taskcreds._time import utc_now
+from taskcreds.broker._peers import Peer, PeerFinder, unix_peer
+from taskcreds.broker._stats import BrokerStats, Ledger
+from taskcreds.credentials import Credentials
+from taskcreds.errors import ConfigError, TaskCredsError
+from taskcreds.local._answers import (
+    JSON_TYPE,
+    HostPolicy,
+    Reply,
+    bytes_reply,
+    credentials_document,
+    json_error,
+    method_not_allowed,
+    text_error,
+)
+from taskcreds.provider import CredentialProvider
+from taskcreds.sources import CredentialSource, EndpointSource
+
+__all__ = [
+    "CREDENTIALS_PATH",
+    "STATS_PATH",
+    "Broker",
+    "client_environment",
+    "refresh_lead",
+]
+
+logger = logging.getLogger("taskcreds.broker")
+
+#: Where the broker serves credentials, and its statistics.
+CREDENTIALS_PATH = "/v1/credentials"
+STATS_PATH = "/stats"
+#: The broker's read and write timeouts, as the agent's.
+IO_TIMEOUT = 5.0
+#: After a failed fetch with nothing valid cached, requests get 503 this long without asking
+#: upstream again (the refresh thread keeps trying): an outage never multiplies upstream load.
+FAILURE_HOLD = 1.0
+_REFRESH_LEAD_MAX = 600.0  # botocore's mandatory window: 10 minutes
+_REFRESH_LEAD_MIN = 1.0
+_STOP_POLL_SECONDS = 0.05
+_TOKEN_FILE_NAME = "token"  # noqa: S105 - a file name
+
+
+def refresh_lead(lifetime: float) -> float:
+    """Seconds before expiry at which the broker replaces a set that lived ``lifetime`` s.
+
+    L/6 (the provider's mandatory point), within 1 s and 10 minutes, and never more than half
+    the lifetime. Clients ask the broker whenever they like, at no cost upstream, so the broker
+    need not refresh early for their sake; the lead is its slack to retry an upstream failure.
+    """
+    return min(_REFRESH_LEAD_MAX, max(_REFRESH_LEAD_MIN, lifetime / 6), max(lifetime / 2, 0.0))
+
+
+def client_environment(
+    environ: Mapping[str, str], broker_environment: Mapping[str, str]
+) -> dict[str, str]:
+    """``environ`` as a client of the broker must see it.
+
+    ``AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`` is removed (every SDK prefers it to FULL_URI), as
+    is any ``AWS_CONTAINER_AUTHORIZATION_TOKEN`` (a plain token meant for upstream); FULL_URI and
+    the token file are the broker's.
+    """
+    rewritten = {
+        name: value
+        for name, value in environ.items()
+        if name not in (environment.RELATIVE_URI, environment.AUTH_TOKEN)
+    }
+    rewritten.update(broker_environment)
+    return rewritten
+
+
+class _CountingSource:
+    """The upstream source, counted: every fetch the provider makes (its prefetch's too)."""
+
+    def __init__(self, source: CredentialSource, ledger: Ledger) -> None:
+        self.inner = source
+        self._ledger = ledger
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
+
+    def __getattr__(self, name: str) -> Any:  # endpoint, deadline, last_result
+        return getattr(self.inner, name)
+
+    def fetch(self) -> Credentials:
+        try:
+            credentials = self.inner.fetch()
+        except TaskCredsError as exc:
+            self._ledger.fetched(exc)
+            raise
+        self._ledger.fetched(None)
+        return credentials
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def reset_after_fork(self) -> None:
+        self.inner.reset_after_fork()
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _port_of_host_header(value: str) -> int | None:
+    """The port a ``Host`` header names (80 when none); None when malformed."""
+    value = value.strip(" \t")
+    rest = value[value.find("]") + 1 :] if value.startswith("[") else value
+    if ":" not in rest:
+        return 80
+    port = rest.rsplit(":", 1)[1]
+    return int(port) if port.isdigit() and len(port) <= 5 else None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = IO_TIMEOUT
+    disable_nagle_algorithm = True
+    server_version = "taskcreds-broker"
+    sys_version = ""
+    error_content_type = "text/plain; charset=utf-8"
+    error_message_format = "%(code)d %(message)s\n"
+    _peer: Peer
+    _client_name: str
+    _client_address: str
+
+    @property
+    def broker(self) -> Broker:
+        broker: Broker = cast(Any, self.server).broker
+        return broker
+
+    def setup(self) -> None:
+        super().setup()
+        broker = self.broker
+        broker._connection_opened(self.connection)
+        # Once per connection: who is this? (bounded and rate-limited, see _peers)
+        if broker.unix_socket is not None:
+            self._peer = unix_peer(self.connection)
+            self._client_address = "unix"
+        else:
+            host, port = self.client_address[:2]
+            server: tuple[Any, ...] = tuple(self.connection.getsockname())
+            local = (str(server[0]), int(server[1]))
+            self._peer = broker._peers.find((str(host), int(port)), local)
+            self._client_address = f"{host}:{port}"
+        if self._peer.pid is not None:
+            self._client_name = f"pid {self._peer.pid}"
+        else:
+            self._client_name = self._client_address.rsplit(":", 1)[0]
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.broker._connection_closed(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s: %s", self._client_name, format % args)
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def _refuse_method(self) -> None:
+        self.close_connection = True  # the body, if any, is never read
+        self._handle()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _refuse_method
+
+    def _handle(self) -> None:
+        broker = self.broker
+        host_headers = self.headers.get_all("Host") or []
+        if not broker._host_allowed(host_headers, self._local_address()):
+            self.close_connection = True
+            self._answer(
+                json_error(
+                    421,
+                    "MisdirectedRequest",
+                    "this credentials broker answers only for its own address and localhost",
+                )
+            )
+            return
+        path = urlsplit(self.path).path
+        if path not in (CREDENTIALS_PATH, STATS_PATH):
+            self._answer(text_error(404, "404 page not found"))
+            return
+        if self.command != "GET":
+            self._answer(method_not_allowed())
+            return
+        refusal = broker._check_token(self.headers.get_all("Authorization") or [])
+        if refusal is not None:
+            self._answer(refusal)
+            return
+        if path == STATS_PATH:
+            body = broker._stats_body()
+            self._answer(bytes_reply(200, JSON_TYPE, body))
+            return
+        credentials, waited = broker._credentials_for_request()
+        if credentials is None:
+            self._answer(
+                json_error(
+                    503,
+                    "CredentialsUninitialized",
+                    "CredentialsV2Request: Credentials uninitialized for ID",
+                )
+            )
+            return
+        self._answer(bytes_reply(200, JSON_TYPE, broker._body_of(credentials)), credentials, waited)
+
+    def _local_address(self) -> str:
+        try:
+            return str(self.connection.getsockname()[0])
+        except (OSError, IndexError, TypeError):
+            return ""
+
+    def _answer(
+        self, reply: Reply, credentials: Credentials | None = None, waited: bool = False
+    ) -> None:
+        # Counted before the answer goes out: a client that has the answer sees it in the stats.
+        self.broker._ledger.request(
+            client=self._client_name,
+            pid=self._peer.pid,
+            name=self._peer.name,
+            address=self._client_address,
+            user_agent=self.headers.get("User-Agent"),
+            status=reply.status,
+            credentials=credentials,
+            waited=waited,
+        )
+        try:
+            self.send_response_only(reply.status)
+            self.send_header("Date", self.date_time_string())
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(reply.length))
+            self.send_header("Cache-Control", "no-store")
+            for name, value in reply.headers:
+                self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            # Headers and body in one write: one packet, one wake-up for the client.
+            self._headers_buffer.append(b"\r\n")  # type: ignore[attr-defined]
+            self._headers_buffer.extend(reply.body)  # type: ignore[attr-defined]
+            self.flush_headers()
+        except OSError as exc:
+            logger.debug("%s: answer cut short: %s", self._client_name, exc)
+            self.close_connection = True
+
+
+class _UnixHandler(_Handler):
+    disable_nagle_algorithm = False  # TCP_NODELAY is for TCP only
+
+
+class _TCPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+
+    def __init__(self, broker: Broker, address: tuple[str, int]) -> None:
+        self.broker = broker
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)  # no getfqdn(): no reverse DNS query
+        self.server_name = str(self.server_address[0])
+        self.server_port = int(self.server_address[1])
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        _handle_error(client_address)
+
+
+class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    request_queue_size = 256
+
+    def __init__(self, broker: Broker, path: str) -> None:
+        self.broker = broker
+        super().__init__(path, _UnixHandler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, _ = self.socket.accept()
+        return connection, ("unix", 0)  # http.server wants a (host, port) pair
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        _handle_error(client_address)
+
+
+def _handle_error(client_address: Any) -> None:
+    error = sys.exc_info()[1]
+    if isinstance(error, OSError):
+        logger.debug("connection from %s failed: %s", client_address, error)
+    else:
+        logger.error("error while answering %s", client_address, exc_info=True)
+
+
+class Broker:
+    """The task-wide credentials server: one upstream cache, served over loopback.
+
+    ``provider`` defaults to one the broker makes from ``environ`` (default ``os.environ``):
+    the container endpoint it names, with every fetch counted; a provider passed in is used as
+    it is. ``host``/``port``: where to listen (127.0.0.1 and a free port); a non-loopback
+    ``host`` raises :class:`~taskcreds.ConfigError` unless ``allow_non_loopback=True`` (then it
+    logs a warning). ``unix_socket=PATH`` listens on a Unix-domain socket instead (mode 0600;
+    the peer's PID comes from ``SO_PEERCRED``). ``token_dir``: where the private token directory
+    is made (default: the system temp dir; use a shared volume for a sidecar).
+
+    ``start()`` (or ``with``) makes the first upstream fetch and raises its
+    :class:`~taskcreds.TaskCredsError` if it fails, so nothing starts without credentials.
+    Then :attr:`url`, :meth:`environment` (what a client needs) and :meth:`stats`.
+    """
+
+    def __init__(
+        self,
+        provider: CredentialProvider | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        unix_socket: str | os.PathLike[str] | None = None,
+        allow_non_loopback: bool = False,
+        token_dir: str | os.PathLike[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        if not _loopback(host):
+            if not allow_non_loopback:
+                raise ConfigError(
+                    f"the broker binds loopback only, not {host!r}: anything that can reach "
+                    "that address could ask for the task role's credentials",
+                    hint="use 127.0.0.1 (awsvpc: every container of the task shares it), or pass "
+                    "allow_non_loopback=True (--allow-non-loopback) if you really mean it",
+                )
+            logger.warning(
+                "the credentials broker listens on %s, which is not loopback: anything that can "
+                "reach it and read the token file can get the task role's credentials",
+                host,
+            )
+        self.host = "127.0.0.1" if host == "localhost" else host
+        self._requested_port = port
+        self.unix_socket = os.fspath(unix_socket) if unix_socket is not None else None
+        self._token_parent = os.fspath(token_dir) if token_dir is not None else None
+        self._ledger = Ledger(exact_upstream=provider is None)
+        if provider is None:
+            source = _CountingSource(EndpointSource(environ), self._ledger)
+            provider = CredentialProvider.from_source(source)
+            self._owns_provider = True
+        else:
+            self._owns_provider = False
+        self.provider = provider
+        self._peers = PeerFinder()
+        self._token = secrets.token_urlsafe(32)
+        self._token_dir: str | None = None
+        self._server: _TCPServer | _UnixServer | None = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._lifetimes: dict[str, float] = {}
+        self._failed_at = -float("inf")
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        self._hosts = HostPolicy.for_server(self.host)
+        self._port = 0
+        self._body_cache: tuple[str, bytes] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Broker:
+        """Fetch the first set, write the token file, listen, and start refreshing."""
+        if self._server is not None:
+            raise RuntimeError("a Broker can be started only once")
+        try:
+            credentials = self.provider.get()  # fail fast: no credentials, no broker
+            self._note_lifetime(credentials)
+            self._token_dir = tempfile.mkdtemp(prefix="taskcreds-broker-", dir=self._token_parent)
+            os.chmod(self._token_dir, 0o700)
+            descriptor = os.open(
+                self.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600
+            )
+            with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+                handle.write(self._token)
+            self._server = self._listen()
+        except BaseException:
+            self._cleanup()
+            raise
+        serving = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": _STOP_POLL_SECONDS},
+            name="taskcreds-broker",
+            daemon=True,
+        )
+        refreshing = threading.Thread(
+            target=self._refresh_loop, name="taskcreds-broker-refresh", daemon=True
+        )
+        self._threads = [serving, refreshing]
+        for thread in self._threads:
+            thread.start()
+        logger.info("credentials broker serving on %s", self.url)
+        return self
+
+    def _listen(self) -> _TCPServer | _UnixServer:
+        if self.unix_socket is None:
+            server = _TCPServer(self, (self.host, self._requested_port))
+            self._port = server.server_port
+            return server
+        with contextlib.suppress(FileNotFoundError):
+            if Path(self.unix_socket).is_socket():
+                os.unlink(self.unix_socket)  # a stale socket of an earlier run
+        previous = os.umask(0o177)
+        try:
+            return _UnixServer(self, self.unix_socket)
+        finally:
+            os.umask(previous)
+
+    def close(self) -> None:
+        """Stop serving, stop refreshing, remove the token directory; safe to call twice."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._wake.set()
+        server = self._server
+        if server is not None:
+            server.shutdown()
+            with self._connections_lock:
+                for connection in self._connections:
+                    with contextlib.suppress(OSError):
+                        connection.shutdown(socket.SHUT_RDWR)
+            server.server_close()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=2 * IO_TIMEOUT)
+        self._cleanup()
+        logger.info("credentials broker stopped")
+
+    stop = close
+
+    def _cleanup(self) -> None:
+        if self._token_dir is not None:
+            shutil.rmtree(self._token_dir, ignore_errors=True)
+            self._token_dir = None
+        if self.unix_socket is not None and self._server is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.unix_socket)
+        if self._owns_provider:
+            self.provider.close()
+
+    def __enter__(self) -> Broker:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- what clients need -------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The TCP port listened on (0 on a Unix socket)."""
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The credentials URL: ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` for clients.
+
+        On a Unix socket: ``http+unix://<percent-encoded path>/v1/credentials``.
+        """
+        if self.unix_socket is not None:
+            return f"http+unix://{quote(self.unix_socket, safe='')}{CREDENTIALS_PATH}"
+        self._require_started()
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self._port}{CREDENTIALS_PATH}"
+
+    @property
+    def stats_url(self) -> str:
+        return self.url[: -len(CREDENTIALS_PATH)] + STATS_PATH
+
+    @property
+    def token_file(self) -> str:
+        """The file holding the token (mode 0600): ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE``."""
+        if self._token_dir is None:
+            raise RuntimeError("the Broker has not been started")
+        return os.path.join(self._token_dir, _TOKEN_FILE_NAME)
+
+    def client_environment(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """``environ`` (default ``os.environ``) rewritten for a client: see
+        :func:`client_environment`."""
+        return client_environment(os.environ if environ is None else environ, self.environment())
+
+    def environment(self) -> dict[str, str]:
+        """The two variables a client needs (FULL_URI and the token file).
+
+        A client must not also see ``AWS_CONTAINER_CREDENTIALS_RELATIVE_URI``, which wins in
+        every SDK: :func:`client_environment` rewrites a whole environment.
+        """
+        if self.unix_socket is not None:
+            raise ConfigError(
+                "no AWS SDK reads container credentials over a Unix socket",
+                hint="listen on 127.0.0.1 for SDK clients; the socket is for clients that "
+                "speak HTTP over it (curl --unix-socket)",
+            )
+        return {environment.FULL_URI: self.url, environment.AUTH_TOKEN_FILE: self.token_file}
+
+    def stats(self) -> BrokerStats:
+        """Requests by client and User-Agent, upstream fetches, the set served (no secrets)."""
+        return self._ledger.snapshot(self._display_url(), self._source_name(), self.provider.peek())
+
+    # -- used by the handlers ----------------------------------------------------------------
+
+    def _display_url(self) -> str:
+        if self.unix_socket is not None:
+            return self.url
+        return self.url if self._server is not None else "(not started)"
+
+    def _source_name(self) -> str:
+        source = self.provider.source
+        endpoint = getattr(source, "endpoint", None)
+        return str(endpoint.display_url) if endpoint is not None else repr(source)
+
+    def _host_allowed(self, host_headers: list[str], local_address: str) -> bool:
+        if self.unix_socket is not None:
+            return True  # no browser reaches a Unix socket: nothing to rebind
+        if not self._hosts.allows(host_headers, local_address):
+            return False
+        return _port_of_host_header(host_headers[0]) == self._port
+
+    def _check_token(self, values: list[str]) -> Reply | None:
+        if not values or not values[0]:
+            return json_error(
+                401,
+                "MissingAuthorizationToken",
+                "the Authorization header is missing: send the content of "
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+            )
+        presented = values[0].encode("utf-8", "surrogateescape")
+        if len(values) != 1 or not hmac.compare_digest(presented, self._token.encode()):
+            return json_error(
+                403,
+                "InvalidAuthorizationToken",
+                "the Authorization token is not this broker's (a stale token file?)",
+            )
+        return None
+
+    def _credentials_for_request(self) -> tuple[Credentials | None, bool]:
+        """The set to answer with, and whether this request had to wait for upstream."""
+        credentials = self.provider.peek()
+        if credentials is not None:
+            return credentials, False
+        if time.monotonic() - self._failed_at < FAILURE_HOLD:
+            return None, False
+        try:
+            credentials = self.provider.get()  # single flight: concurrent callers share it
+        except TaskCredsError as exc:
+            self._failed_at = time.monotonic()
+            if not self._ledger.exact_upstream:
+                self._ledger.fetched(exc)
+            logger.warning("no valid credentials to serve: %s", exc)
+            return None, True
+        if not self._ledger.exact_upstream:
+            self._ledger.fetched(None)
+        self._note_lifetime(credentials)
+        self._wake.set()
+        return credentials, True
+
+    def _body_of(self, credentials: Credentials) -> bytes:
+        cached = self._body_cache
+        if cached is not None and cached[0] == credentials.access_key_id:
+            return cached[1]
+        document = credentials_document(credentials, include_account_id=True)
+        body = _compact(document)
+        self._body_cache = (credentials.access_key_id, body)
+        return body
+
+    def _stats_body(self) -> bytes:
+        import json
+
+        return json.dumps(self.stats().to_dict(), separators=(",", ":")).encode()
+
+    def _connection_opened(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.add(connection)
+            if self._stopping.is_set():
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+
+    def _connection_closed(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.discard(connection)
+
+    def _require_started(self) -> None:
+        if self._server is None:
+            raise RuntimeError("the Broker has not been started")
+
+    # -- refreshing --------------------------------------------------------------------------
+
+    def _note_lifetime(self, credentials: Credentials) -> float:
+        """The lifetime of a set: what was left when it was first seen."""
+        key = credentials.access_key_id
+        lifetime = self._lifetimes.get(key)
+        if lifetime is None:
+            lifetime = max((credentials.expiration - utc_now()).total_seconds(), 0.0)
+            if len(self._lifetimes) > 16:
+                self._lifetimes.clear()
+            self._lifetimes[key] = lifetime
+        return lifetime
+
+    def _refresh_loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            credentials = self.provider.peek()
+            left = 0.0
+            if credentials is not None:
+                left = (credentials.expiration - utc_now()).total_seconds()
+                lead = refresh_lead(self._note_lifetime(credentials))
+                if failures == 0 and left > lead:
+                    self._sleep(left - lead)
+                    continue  # look again: a prefetch thread or a request may have refreshed
+            try:
+                fresh = self.provider.refresh()
+            except TaskCredsError as exc:
+                if not self._ledger.exact_upstream:
+                    self._ledger.fetched(exc)
+                failures += 1
+                delay = retry_delay(max(left, 0.0))
+                logger.warning(
+                    "refreshing the broker's credentials failed (%d in a row); %s; next try in "
+                    "%.1f s: %s",
+                    failures,
+                    f"the cached set expires in {left:.0f} s" if left > 0 else "none is valid",
+                    delay,
+                    exc,
+                )
+                self._sleep(delay)
+                continue
+            except Exception:  # the refresh thread must outlive any bug
+                logger.exception("unexpected error while refreshing the broker's credentials")
+                failures += 1
+                self._sleep(retry_delay(max(left, 0.0)))
+                continue
+            if not self._ledger.exact_upstream:
+                self._ledger.fetched(None)
+            failures = 0
+            new_left = (fresh.expiration - utc_now()).total_seconds()
+            if credentials is not None and fresh.access_key_id == credentials.access_key_id:
+                # Upstream handed out the same set again: ask again later, not in a loop.
+                self._sleep(min(retry_delay(new_left), max(new_left, 0.0)) or 1.0)
+
+    def _sleep(self, seconds: float) -> None:
+        self._wake.wait(max(seconds, 0.0))
+        self._wake.clear()
+
+
+def _compact(document: dict[str, str]) -> bytes:
+    import json
+
+    return json.dumps(document, separators=(",", ":")).encode("utf-8")
