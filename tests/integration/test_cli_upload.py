@@ -10,11 +10,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import itertools
 import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -438,8 +438,10 @@ def test_directory_lines_are_printed_as_each_file_is_done(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # stdout is a StringIO: not a terminal, as in ECS logs or CI. When each file's upload
-    # starts, the lines of the files before it must be out already (not at the end).
+    # stdout is a StringIO: not a terminal, as in ECS logs or CI. The last file's upload is held
+    # until the earlier files' lines are out: printed only at the end, they never would be.
+    # (Lines are printed in the caller's thread as files settle, so a file's upload may start a
+    # moment before the line of the one before it: only "before the directory is done" holds.)
     from taskcreds.upload import Uploader
 
     site = tmp_path / "site"
@@ -447,21 +449,30 @@ def test_directory_lines_are_printed_as_each_file_is_done(
     names = ["a.txt", "b.txt", "c.txt"]
     for name in names:
         (site / name).write_text(name)
-    stdout = io.StringIO()
+    earlier_lines_out = threading.Event()
+
+    class Watched(io.StringIO):
+        def write(self, text: str) -> int:
+            written = super().write(text)
+            value = self.getvalue()
+            if all(f"uploaded s3://app-a/{prefix}{n} (" in value for n in names[:-1]):
+                earlier_lines_out.set()
+            return written
+
+    stdout = Watched()
     monkeypatch.setattr(sys, "stdout", stdout)
-    seen_at_start: dict[str, str] = {}
+    streamed: list[bool] = []
     original = Uploader._transfer
 
     def spy(self: Uploader, source: Any, key: str, *args: Any, **kwargs: Any) -> Any:
-        seen_at_start[key.rsplit("/", 1)[-1]] = stdout.getvalue()
+        if key.endswith(names[-1]):
+            streamed.append(earlier_lines_out.wait(30))
         return original(self, source, key, *args, **kwargs)
 
     monkeypatch.setattr(Uploader, "_transfer", spy)
     assert main(["upload", str(site), "--concurrency", "1"]) == 0
     served.assert_absent(stdout.getvalue())
-    assert seen_at_start["a.txt"] == ""
-    for before, name in itertools.pairwise(names):
-        assert f"uploaded s3://app-a/{prefix}{before} (" in seen_at_start[name]
+    assert streamed == [True]
     lines = stdout.getvalue().splitlines()
     assert [line.split(" (")[0] for line in lines[:3]] == [
         f"uploaded s3://app-a/{prefix}{name}" for name in names

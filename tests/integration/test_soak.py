@@ -39,14 +39,16 @@ def test_64_threads_while_the_agent_rotates_every_second_for_30_s() -> None:
         def reader(index: int) -> None:
             start.wait()
             while not stop.is_set():
+                # The promise is a set valid when get() was called; checked against a time taken
+                # after it returns, a set expiring that very moment would be a false alarm.
+                asked = datetime.now(timezone.utc)
                 try:
                     creds = provider.get()
                 except Exception as exc:
                     problems.append(f"get() raised {type(exc).__name__}: {exc}")
                     return
-                now = datetime.now(timezone.utc)
-                if creds.expiration <= now:
-                    problems.append(f"expired set handed out ({creds.expiration} <= {now})")
+                if creds.expiration <= asked:
+                    problems.append(f"expired set handed out ({creds.expiration} <= {asked})")
                 with minted_lock:
                     original = minted.get(creds.access_key_id)
                 if original is None or (original.secret_access_key, original.token) != (
