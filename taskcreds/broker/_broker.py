@@ -33,18 +33,18 @@ import secrets
 import shutil
 import socket
 import socketserver
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 from urllib.parse import quote, urlsplit
 
 from taskcreds import environment
+from taskcreds._httpserver import LoopbackHTTPServer, log_handler_error
 from taskcreds._schedule import retry_delay
 from taskcreds._time import utc_now
 from taskcreds.broker._peers import Peer, PeerFinder, unix_peer
@@ -301,22 +301,13 @@ class _UnixHandler(_Handler):
     disable_nagle_algorithm = False  # TCP_NODELAY is for TCP only
 
 
-class _TCPServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _TCPServer(LoopbackHTTPServer):
     request_queue_size = 256
+    error_logger = logger
 
     def __init__(self, broker: Broker, address: tuple[str, int]) -> None:
         self.broker = broker
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        socketserver.TCPServer.server_bind(self)  # no getfqdn(): no reverse DNS query
-        self.server_name = str(self.server_address[0])
-        self.server_port = int(self.server_address[1])
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        _handle_error(client_address)
 
 
 class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -332,15 +323,7 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         return connection, ("unix", 0)  # http.server wants a (host, port) pair
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        _handle_error(client_address)
-
-
-def _handle_error(client_address: Any) -> None:
-    error = sys.exc_info()[1]
-    if isinstance(error, OSError):
-        logger.debug("connection from %s failed: %s", client_address, error)
-    else:
-        logger.error("error while answering %s", client_address, exc_info=True)
+        log_handler_error(logger, client_address)
 
 
 class Broker:

@@ -20,19 +20,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-import socketserver
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, cast
 from urllib.parse import SplitResult, urlsplit
 
 from taskcreds import environment
+from taskcreds._httpserver import LoopbackHTTPServer
 from taskcreds.errors import TaskCredsError
 from taskcreds.local._answers import (
     JSON_TYPE,
@@ -243,29 +242,14 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _HTTPServer(LoopbackHTTPServer):
     # Many clients connecting at once (single-flight tests) must queue, not be refused.
     request_queue_size = 128
+    error_logger = logger
 
     def __init__(self, agent: AgentServer, address: tuple[str, int]) -> None:
         self.agent = agent
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind() calls socket.getfqdn(): a reverse DNS query this server must
-        # never send. TCPServer's bind is all that is needed.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name = str(self.server_address[0])
-        self.server_port = int(self.server_address[1])
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        error = sys.exc_info()[1]
-        if isinstance(error, OSError):
-            logger.debug("connection from %s failed: %s", client_address, error)
-        else:
-            logger.error("error while answering %s", client_address, exc_info=True)
 
 
 class AgentServer:
