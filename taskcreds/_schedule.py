@@ -18,9 +18,11 @@ __all__ = [
     "MANDATORY_WINDOW",
     "Cached",
     "RefreshSchedule",
+    "Schedule",
     "refresh_schedule",
     "retry_delay",
     "schedule_for",
+    "serving_schedule",
 ]
 
 #: botocore's advisory window: ECS vends sets that live for hours, and 15 minutes of slack rides
@@ -60,24 +62,33 @@ def refresh_schedule(
     return RefreshSchedule(advisory + advisory_jitter, mandatory + mandatory_jitter)
 
 
+#: A refresh policy: the lifetime of a set and a source of jitter in [0, 1) to its windows.
+Schedule = Callable[[float, Callable[[], float]], RefreshSchedule]
+
+_SERVING_LEAD_MIN = 1.0
+_SERVING_LEAD_MAX = MANDATORY_WINDOW.total_seconds()
+
+
+def serving_schedule(
+    lifetime: float, uniform: Callable[[], float] = random.random
+) -> RefreshSchedule:
+    """The refresh points of a cache that serves many clients from one upstream (the broker).
+
+    Its clients ask it as often as they like at no cost upstream, so it need not refresh early
+    for their sake: one refresh, when L/6 is left (within 1 s and 10 minutes, never more than
+    half of L), is about 1.2 upstream fetches per lifetime, and the lead is its slack to retry an
+    upstream failure. The mandatory point lies halfway from there to expiry. No jitter: there is
+    one such cache in a task, not a fleet of processes started together.
+    """
+    lifetime = max(lifetime, 0.0)
+    lead = min(_SERVING_LEAD_MAX, max(_SERVING_LEAD_MIN, lifetime / 6), lifetime / 2)
+    return RefreshSchedule(advisory=lead, mandatory=lead / 2)
+
+
 def retry_delay(seconds_to_expiry: float) -> float:
     """Pause before trying again while a cached set is still usable: 1/20 of what is left,
     within 1 s and 60 s, so a failing agent is not hammered and expiry is not missed."""
     return min(_RETRY_MAX_SECONDS, max(_RETRY_MIN_SECONDS, seconds_to_expiry / 20))
-
-
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    """One installed set and its refresh points, on the monotonic clock."""
-
-    credentials: Credentials
-    lifetime: float
-    expires_at: float
-    advisory_at: float
-    mandatory_at: float
-    #: When the next refresh is due: the advisory point, or for a set that arrived already
-    #: inside its window, a short pause from now (never per call).
-    refresh_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +111,7 @@ def schedule_for(
     now: float,
     previous: Cached | None,
     jitter: Callable[[], float] = random.random,
+    schedule: Schedule = refresh_schedule,
 ) -> Cached:
     """The refresh points of a set with ``left`` seconds to live, installed at monotonic ``now``.
 
@@ -110,9 +122,9 @@ def schedule_for(
         previous.credentials.access_key_id == credentials.access_key_id
     )
     lifetime = previous.lifetime if same_set and previous is not None else left
-    schedule = refresh_schedule(lifetime, jitter)
+    points = schedule(lifetime, jitter)
     expires_at = now + left
-    advisory_at = expires_at - schedule.advisory
+    advisory_at = expires_at - points.advisory
     refresh_at = advisory_at
     if refresh_at <= now:
         refresh_at = min(now + retry_delay(left), expires_at)
@@ -121,6 +133,6 @@ def schedule_for(
         lifetime=lifetime,
         expires_at=expires_at,
         advisory_at=advisory_at,
-        mandatory_at=expires_at - schedule.mandatory,
+        mandatory_at=expires_at - points.mandatory,
         refresh_at=refresh_at,
     )

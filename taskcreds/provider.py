@@ -38,9 +38,11 @@ from taskcreds._schedule import (
     MANDATORY_WINDOW,
     Cached,
     RefreshSchedule,
+    Schedule,
     refresh_schedule,
     retry_delay,
     schedule_for,
+    serving_schedule,
 )
 from taskcreds._time import Clock, Monotonic, Sleep, utc_now
 from taskcreds.credentials import Credentials
@@ -58,6 +60,7 @@ __all__ = [
     "get_credentials",
     "refresh_schedule",
     "retry_delay",
+    "serving_schedule",
 ]
 
 logger = logging.getLogger("taskcreds")
@@ -76,8 +79,12 @@ class CredentialProvider:
     (an :class:`~taskcreds.sources.EndpointSource`); :meth:`from_source` caches any
     :class:`~taskcreds.sources.CredentialSource`. Thread-safe and fork-safe. ``environ``
     defaults to ``os.environ`` (read now, not at import); ``timeout`` bounds one whole fetch,
-    retries included. ``clock`` (aware UTC), ``monotonic``, ``sleep``, ``session``, ``resolver``
-    and ``fetcher`` are injectable for tests.
+    retries included. ``prefetch=True`` refreshes in a daemon thread before callers must.
+    ``schedule`` places the refresh points in a set's lifetime (default
+    :func:`~taskcreds.provider.refresh_schedule`, botocore's windows scaled to short sets; the
+    broker uses :func:`~taskcreds.provider.serving_schedule`). ``clock`` (aware UTC),
+    ``monotonic``, ``sleep``, ``session``, ``resolver``, ``fetcher`` and ``jitter`` are
+    injectable for tests.
     """
 
     def __init__(
@@ -94,6 +101,7 @@ class CredentialProvider:
         resolver: Resolver = system_resolver,
         fetcher: EndpointFetcher | None = None,
         jitter: Callable[[], float] = random.random,
+        schedule: Schedule = refresh_schedule,
     ) -> None:
         source = EndpointSource(
             environ,
@@ -105,7 +113,14 @@ class CredentialProvider:
             monotonic=monotonic,
             fetcher=fetcher,
         )
-        self._setup(source, prefetch=prefetch, clock=clock, monotonic=monotonic, jitter=jitter)
+        self._setup(
+            source,
+            prefetch=prefetch,
+            clock=clock,
+            monotonic=monotonic,
+            jitter=jitter,
+            schedule=schedule,
+        )
 
     @classmethod
     def from_source(
@@ -116,11 +131,19 @@ class CredentialProvider:
         clock: Clock = utc_now,
         monotonic: Monotonic = time.monotonic,
         jitter: Callable[[], float] = random.random,
+        schedule: Schedule = refresh_schedule,
     ) -> CredentialProvider:
         """A provider that caches ``source`` with the same windows, single flight, stale-on-error,
         jitter and prefetch as the container endpoint gets."""
         provider = cls.__new__(cls)
-        provider._setup(source, prefetch=prefetch, clock=clock, monotonic=monotonic, jitter=jitter)
+        provider._setup(
+            source,
+            prefetch=prefetch,
+            clock=clock,
+            monotonic=monotonic,
+            jitter=jitter,
+            schedule=schedule,
+        )
         return provider
 
     def _setup(
@@ -131,8 +154,10 @@ class CredentialProvider:
         clock: Clock,
         monotonic: Monotonic,
         jitter: Callable[[], float],
+        schedule: Schedule,
     ) -> None:
         self._source = source
+        self._schedule = schedule
         self._clock = clock
         self._monotonic = monotonic
         self._jitter = jitter
@@ -153,6 +178,13 @@ class CredentialProvider:
     def source(self) -> CredentialSource:
         """What this provider caches."""
         return self._source
+
+    @property
+    def prefetching(self) -> bool:
+        """Whether a prefetch thread refreshes this provider (made with ``prefetch=True`` and
+        not closed)."""
+        worker = self._worker
+        return worker is not None and not worker.stopped
 
     @property
     def endpoint(self) -> Endpoint:
@@ -319,7 +351,9 @@ class CredentialProvider:
                 f"{credentials.expiration.isoformat()}",
                 hint="check this machine's clock (the expiry is absolute UTC time)",
             )
-        cached = schedule_for(credentials, left, now, self._cached, self._jitter)
+        cached = schedule_for(
+            credentials, left, now, self._cached, self._jitter, schedule=self._schedule
+        )
         self._cached = cached
         fresh_until = cached.refresh_at
         if self._prefetch_active():

@@ -25,7 +25,6 @@ from taskcreds.broker._broker import (
     STATS_PATH,
     Broker,
     client_environment,
-    refresh_lead,
 )
 from taskcreds.broker._stats import BrokerStats, ClientStats, CredentialsStats, UpstreamStats
 
@@ -39,5 +38,4 @@ __all__ = [
     "CredentialsStats",
     "UpstreamStats",
     "client_environment",
-    "refresh_lead",
 ]

@@ -10,11 +10,10 @@ SDK that supports ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` with
   while a valid set is cached; only when none is does it wait for one upstream fetch, shared by
   every caller (the provider's single flight), and after a failed one the broker answers 503 for
   a moment rather than send every request upstream.
-- **Refresh.** The broker's refresh thread replaces a set when a sixth of its lifetime is left
-  (at most 10 minutes before expiry, at least 1 s; the provider's mandatory point), retrying with
-  backoff while the cached set lasts: about one upstream fetch per lifetime, whatever the
-  clients do. A provider passed in with its own prefetch thread may refresh earlier; the broker
-  then follows it.
+- **Refresh.** The provider's prefetch thread replaces a set when a sixth of its lifetime is
+  left (:func:`~taskcreds.provider.serving_schedule`: at most 10 minutes before expiry, at
+  least 1 s), backing off after a failure while the cached set lasts: about one upstream fetch
+  per lifetime, whatever the clients do. The broker has no refresh policy of its own.
 - **Outage.** While upstream fails, the cached set is served until it expires; then requests
   get the agent's ``503 CredentialsUninitialized``, which every SDK retries.
 - **Guard.** A random token (256 bits) in ``Authorization``, compared in constant time, lives in
@@ -45,8 +44,6 @@ from urllib.parse import quote, urlsplit
 
 from taskcreds import environment
 from taskcreds._httpserver import LoopbackHTTPServer, log_handler_error
-from taskcreds._schedule import retry_delay
-from taskcreds._time import utc_now
 from taskcreds.broker._peers import Peer, PeerFinder, unix_peer
 from taskcreds.broker._stats import BrokerStats, Ledger
 from taskcreds.credentials import Credentials
@@ -61,7 +58,7 @@ from taskcreds.local._answers import (
     method_not_allowed,
     text_error,
 )
-from taskcreds.provider import CredentialProvider
+from taskcreds.provider import CredentialProvider, serving_schedule
 from taskcreds.sources import CredentialSource, EndpointSource
 
 __all__ = [
@@ -69,7 +66,6 @@ __all__ = [
     "STATS_PATH",
     "Broker",
     "client_environment",
-    "refresh_lead",
 ]
 
 logger = logging.getLogger("taskcreds.broker")
@@ -82,20 +78,8 @@ IO_TIMEOUT = 5.0
 #: After a failed fetch with nothing valid cached, requests get 503 this long without asking
 #: upstream again (the refresh thread keeps trying): an outage never multiplies upstream load.
 FAILURE_HOLD = 1.0
-_REFRESH_LEAD_MAX = 600.0  # botocore's mandatory window: 10 minutes
-_REFRESH_LEAD_MIN = 1.0
 _STOP_POLL_SECONDS = 0.05
 _TOKEN_FILE_NAME = "token"  # noqa: S105 - a file name
-
-
-def refresh_lead(lifetime: float) -> float:
-    """Seconds before expiry at which the broker replaces a set that lived ``lifetime`` s.
-
-    L/6 (the provider's mandatory point), within 1 s and 10 minutes, and never more than half
-    the lifetime. Clients ask the broker whenever they like, at no cost upstream, so the broker
-    need not refresh early for their sake; the lead is its slack to retry an upstream failure.
-    """
-    return min(_REFRESH_LEAD_MAX, max(_REFRESH_LEAD_MIN, lifetime / 6), max(lifetime / 2, 0.0))
 
 
 def client_environment(
@@ -330,8 +314,10 @@ class Broker:
     """The task-wide credentials server: one upstream cache, served over loopback.
 
     ``provider`` defaults to one the broker makes from ``environ`` (default ``os.environ``):
-    the container endpoint it names, with every fetch counted; a provider passed in is used as
-    it is. ``host``/``port``: where to listen (127.0.0.1 and a free port); a non-loopback
+    the container endpoint it names, refreshed by a prefetch thread on
+    :func:`~taskcreds.provider.serving_schedule`, with every fetch counted. A provider passed in
+    is used as it is and must have been made with ``prefetch=True`` (the broker answers from
+    cache and never refreshes for a request while a set is valid). ``host``/``port``: where to listen (127.0.0.1 and a free port); a non-loopback
     ``host`` raises :class:`~taskcreds.ConfigError` unless ``allow_non_loopback=True`` (then it
     logs a warning). ``unix_socket=PATH`` listens on a Unix-domain socket instead (mode 0600;
     the peer's PID comes from ``SO_PEERCRED``). ``token_dir``: where the private token directory
@@ -373,9 +359,18 @@ class Broker:
         self._ledger = Ledger(exact_upstream=provider is None)
         if provider is None:
             source = _CountingSource(EndpointSource(environ), self._ledger)
-            provider = CredentialProvider.from_source(source)
+            provider = CredentialProvider.from_source(
+                source, prefetch=True, schedule=serving_schedule
+            )
             self._owns_provider = True
         else:
+            if not provider.prefetching:
+                raise ConfigError(
+                    "the broker needs a provider that refreshes itself: it answers every "
+                    "request from cache, so nothing else would refresh it",
+                    hint="make it with CredentialProvider(..., prefetch=True, "
+                    "schedule=taskcreds.provider.serving_schedule), or pass none",
+                )
             self._owns_provider = False
         self.provider = provider
         self._peers = PeerFinder()
@@ -384,8 +379,6 @@ class Broker:
         self._server: _TCPServer | _UnixServer | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
-        self._wake = threading.Event()
-        self._lifetimes: dict[str, float] = {}
         self._failed_at = -float("inf")
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
@@ -396,12 +389,12 @@ class Broker:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> Broker:
-        """Fetch the first set, write the token file, listen, and start refreshing."""
+        """Fetch the first set (which starts the provider's prefetch thread), write the token
+        file, and listen."""
         if self._server is not None:
             raise RuntimeError("a Broker can be started only once")
         try:
-            credentials = self.provider.get()  # fail fast: no credentials, no broker
-            self._note_lifetime(credentials)
+            self.provider.get()  # fail fast: no credentials, no broker
             self._token_dir = tempfile.mkdtemp(prefix="taskcreds-broker-", dir=self._token_parent)
             os.chmod(self._token_dir, 0o700)
             descriptor = os.open(
@@ -419,10 +412,7 @@ class Broker:
             name="taskcreds-broker",
             daemon=True,
         )
-        refreshing = threading.Thread(
-            target=self._refresh_loop, name="taskcreds-broker-refresh", daemon=True
-        )
-        self._threads = [serving, refreshing]
+        self._threads = [serving]
         for thread in self._threads:
             thread.start()
         logger.info("credentials broker serving on %s", self.url)
@@ -443,11 +433,11 @@ class Broker:
             os.umask(previous)
 
     def close(self) -> None:
-        """Stop serving, stop refreshing, remove the token directory; safe to call twice."""
+        """Stop serving, remove the token directory, and close the provider the broker made;
+        safe to call twice."""
         if self._stopping.is_set():
             return
         self._stopping.set()
-        self._wake.set()
         server = self._server
         if server is not None:
             server.shutdown()
@@ -591,8 +581,6 @@ class Broker:
             return None, True
         if not self._ledger.exact_upstream:
             self._ledger.fetched(None)
-        self._note_lifetime(credentials)
-        self._wake.set()
         return credentials, True
 
     def _body_of(self, credentials: Credentials) -> bytes:
@@ -623,64 +611,6 @@ class Broker:
     def _require_started(self) -> None:
         if self._server is None:
             raise RuntimeError("the Broker has not been started")
-
-    # -- refreshing --------------------------------------------------------------------------
-
-    def _note_lifetime(self, credentials: Credentials) -> float:
-        """The lifetime of a set: what was left when it was first seen."""
-        key = credentials.access_key_id
-        lifetime = self._lifetimes.get(key)
-        if lifetime is None:
-            lifetime = max((credentials.expiration - utc_now()).total_seconds(), 0.0)
-            if len(self._lifetimes) > 16:
-                self._lifetimes.clear()
-            self._lifetimes[key] = lifetime
-        return lifetime
-
-    def _refresh_loop(self) -> None:
-        failures = 0
-        while not self._stopping.is_set():
-            credentials = self.provider.peek()
-            left = 0.0
-            if credentials is not None:
-                left = (credentials.expiration - utc_now()).total_seconds()
-                lead = refresh_lead(self._note_lifetime(credentials))
-                if failures == 0 and left > lead:
-                    self._sleep(left - lead)
-                    continue  # look again: a prefetch thread or a request may have refreshed
-            try:
-                fresh = self.provider.refresh()
-            except TaskCredsError as exc:
-                if not self._ledger.exact_upstream:
-                    self._ledger.fetched(exc)
-                failures += 1
-                delay = retry_delay(max(left, 0.0))
-                logger.warning(
-                    "refreshing the broker's credentials failed (%d in a row); %s; next try in "
-                    "%.1f s: %s",
-                    failures,
-                    f"the cached set expires in {left:.0f} s" if left > 0 else "none is valid",
-                    delay,
-                    exc,
-                )
-                self._sleep(delay)
-                continue
-            except Exception:  # the refresh thread must outlive any bug
-                logger.exception("unexpected error while refreshing the broker's credentials")
-                failures += 1
-                self._sleep(retry_delay(max(left, 0.0)))
-                continue
-            if not self._ledger.exact_upstream:
-                self._ledger.fetched(None)
-            failures = 0
-            new_left = (fresh.expiration - utc_now()).total_seconds()
-            if credentials is not None and fresh.access_key_id == credentials.access_key_id:
-                # Upstream handed out the same set again: ask again later, not in a loop.
-                self._sleep(min(retry_delay(new_left), max(new_left, 0.0)) or 1.0)
-
-    def _sleep(self, seconds: float) -> None:
-        self._wake.wait(max(seconds, 0.0))
-        self._wake.clear()
 
 
 def _compact(document: dict[str, str]) -> bytes:

@@ -143,7 +143,7 @@ def test_non_loopback_bind_is_refused(host: str) -> None:
     with pytest.raises(taskcreds.ConfigError, match="loopback"):
         Broker(
             taskcreds.CredentialProvider(
-                {"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:1/x"}
+                {"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:1/x"}, prefetch=True
             ),
             host=host,
         )
@@ -151,11 +151,21 @@ def test_non_loopback_bind_is_refused(host: str) -> None:
 
 def test_non_loopback_bind_when_forced_warns(caplog: pytest.LogCaptureFixture) -> None:
     provider = taskcreds.CredentialProvider(
-        {"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:1/x"}
+        {"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:1/x"}, prefetch=True
     )
     with caplog.at_level(logging.WARNING, "taskcreds.broker"):
         Broker(provider, host="0.0.0.0", allow_non_loopback=True)
     assert "not loopback" in caplog.text
+
+
+def test_a_provider_that_does_not_refresh_itself_is_refused() -> None:
+    # The broker answers from cache: a provider without a prefetch thread would never refresh.
+    provider = taskcreds.CredentialProvider(
+        {"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:1/x"}
+    )
+    with pytest.raises(taskcreds.ConfigError, match="refreshes itself") as caught:
+        Broker(provider)
+    assert "prefetch=True" in (caught.value.hint or "")
 
 
 # -- what it serves ----------------------------------------------------------------------------

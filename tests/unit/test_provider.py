@@ -16,7 +16,7 @@ from taskcreds import CredentialProvider, Credentials, CredentialsExpiredError
 from taskcreds.endpoint import Endpoint
 from taskcreds.errors import EndpointUnreachableError, InternalError
 from taskcreds.fetch import FetchResult
-from taskcreds.provider import retry_delay
+from taskcreds.provider import retry_delay, serving_schedule
 
 ENVIRON = {"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:9/creds"}
 START = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
@@ -119,6 +119,33 @@ def test_cached_until_advisory_point() -> None:
     second = provider.get()
     assert second is not first
     assert fetcher.calls == 2
+
+
+def test_a_schedule_places_the_refresh_points() -> None:
+    # The broker's schedule: refresh once 10 minutes are left, not 15 (one policy, a parameter).
+    fake_time = FakeTime()
+    fetcher = FakeFetcher(fake_time)
+    provider = CredentialProvider(
+        ENVIRON,
+        clock=fake_time.clock,
+        monotonic=fake_time.monotonic,
+        fetcher=fetcher,
+        schedule=serving_schedule,
+    )
+    first = provider.get()
+    fake_time.advance(6 * 3600 - 10 * 60 - 1)
+    assert provider.get() is first
+    fake_time.advance(2)
+    assert provider.get() is not first
+    assert fetcher.calls == 2
+
+
+def test_prefetching_says_whether_a_thread_refreshes() -> None:
+    assert not CredentialProvider(ENVIRON, fetcher=RealTimeFetcher(3600)).prefetching
+    provider = CredentialProvider(ENVIRON, fetcher=RealTimeFetcher(3600), prefetch=True)
+    assert provider.prefetching
+    provider.close()
+    assert not provider.prefetching
 
 
 def test_advisory_failure_is_swallowed_and_backs_off(caplog: pytest.LogCaptureFixture) -> None:

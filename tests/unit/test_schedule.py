@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from taskcreds import Credentials
-from taskcreds._schedule import refresh_schedule, retry_delay, schedule_for
+from taskcreds._schedule import refresh_schedule, retry_delay, schedule_for, serving_schedule
 
 
 @given(
@@ -67,3 +67,21 @@ def test_a_new_set_gets_its_own_lifetime() -> None:
     other = schedule_for(_set("ASIATWO"), left=900, now=10.0, previous=first)
     assert other.lifetime == 900
     assert timedelta(seconds=other.expires_at - other.refresh_at) >= timedelta(seconds=300)
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "lead"),
+    [(6 * 3600, 600), (3600, 600), (60, 10), (6, 1), (1.0, 0.5), (0.0, 0.0)],
+)
+def test_serving_schedule_refreshes_once_a_sixth_is_left(lifetime: float, lead: float) -> None:
+    # The broker's policy: 10 minutes for the agent's hours-long sets, L/6 for short ones, at
+    # least 1 s and never more than half the lifetime; the jitter source is never drawn.
+    schedule = serving_schedule(lifetime, lambda: pytest.fail("no jitter"))
+    assert schedule.advisory == pytest.approx(lead)
+    assert schedule.mandatory == pytest.approx(lead / 2)
+
+
+def test_schedule_for_uses_the_schedule_it_is_given() -> None:
+    cached = schedule_for(_set(), 60.0, 1000.0, None, schedule=serving_schedule)
+    assert cached.advisory_at == pytest.approx(1050.0)
+    assert cached.mandatory_at == pytest.approx(1055.0)

@@ -1,4 +1,4 @@
-"""The broker's parts that need no server: its refresh lead, the client environment, the
+"""The broker's parts that need no server: the client environment, the
 ``--listen`` parser, Host ports, and finding a peer's PID (on real local sockets)."""
 
 from __future__ import annotations
@@ -10,17 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from taskcreds.broker import client_environment, refresh_lead
+from taskcreds.broker import client_environment
 from taskcreds.broker._broker import _port_of_host_header
 from taskcreds.broker._peers import PeerFinder, unix_peer
 from taskcreds.cli.broker import listen_address
-
-
-def test_refresh_lead_is_a_sixth_within_bounds() -> None:
-    assert refresh_lead(6 * 3600) == 600  # 10 minutes for the ECS agent's hours-long sets
-    assert refresh_lead(60) == 10
-    assert refresh_lead(6) == 1
-    assert refresh_lead(1.0) == 0.5  # never more than half the lifetime
 
 
 def test_client_environment_removes_relative_uri_and_plain_token() -> None:
