@@ -6,7 +6,7 @@ import logging
 import socket
 import socketserver
 import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 __all__ = ["LoopbackHTTPServer", "log_handler_error"]
@@ -28,7 +28,9 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
     #: Where handler failures are logged; subclasses name their own logger.
     error_logger = logging.getLogger("taskcreds")
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+    def __init__(
+        self, address: tuple[str, int], handler: type[socketserver.BaseRequestHandler]
+    ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, handler)
 

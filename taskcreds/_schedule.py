@@ -110,6 +110,7 @@ def schedule_for(
     left: float,
     now: float,
     previous: Cached | None,
+    *,
     jitter: Callable[[], float] = random.random,
     schedule: Schedule = refresh_schedule,
 ) -> Cached:

@@ -352,7 +352,7 @@ class CredentialProvider:
                 hint="check this machine's clock (the expiry is absolute UTC time)",
             )
         cached = schedule_for(
-            credentials, left, now, self._cached, self._jitter, schedule=self._schedule
+            credentials, left, now, self._cached, jitter=self._jitter, schedule=self._schedule
         )
         self._cached = cached
         fresh_until = cached.refresh_at

@@ -14,7 +14,7 @@ with taskcreds.Broker() as broker:          # fetches once from the task's endpo
 ECS agent does; any SDK that reads ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` and
 ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`` uses it unchanged. ``python -m taskcreds exec`` and
 ``python -m taskcreds broker`` run it from the command line; docs/broker.md has the whole story.
-Standard library only (no boto3).
+No boto3; HTTP is framed by httptools (llhttp), the one dependency the broker adds.
 """
 
 from __future__ import annotations

@@ -36,7 +36,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
@@ -44,6 +43,7 @@ from urllib.parse import quote, urlsplit
 
 from taskcreds import environment
 from taskcreds._httpserver import LoopbackHTTPServer, log_handler_error
+from taskcreds.broker._http import Request, RequestReader, encode_response
 from taskcreds.broker._peers import Peer, PeerFinder, unix_peer
 from taskcreds.broker._stats import BrokerStats, Ledger
 from taskcreds.credentials import Credentials
@@ -79,6 +79,8 @@ IO_TIMEOUT = 5.0
 #: upstream again (the refresh thread keeps trying): an outage never multiplies upstream load.
 FAILURE_HOLD = 1.0
 _STOP_POLL_SECONDS = 0.05
+_RECV_BYTES = 64 * 1024
+_HOST_VERDICTS_MAX = 64
 _TOKEN_FILE_NAME = "token"  # noqa: S105 - a file name
 
 
@@ -148,14 +150,10 @@ def _port_of_host_header(value: str) -> int | None:
     return int(port) if port.isdigit() and len(port) <= 5 else None
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = IO_TIMEOUT
-    disable_nagle_algorithm = True
-    server_version = "taskcreds-broker"
-    sys_version = ""
-    error_content_type = "text/plain; charset=utf-8"
-    error_message_format = "%(code)d %(message)s\n"
+class _Handler(socketserver.BaseRequestHandler):
+    """One client connection: keep-alive, requests answered in order, each from the cache."""
+
+    request: socket.socket
     _peer: Peer
     _client_name: str
     _client_address: str
@@ -166,16 +164,18 @@ class _Handler(BaseHTTPRequestHandler):
         return broker
 
     def setup(self) -> None:
-        super().setup()
         broker = self.broker
-        broker._connection_opened(self.connection)
+        connection = self.request
+        connection.settimeout(IO_TIMEOUT)
+        broker._connection_opened(connection)
         # Once per connection: who is this? (bounded and rate-limited, see _peers)
         if broker.unix_socket is not None:
-            self._peer = unix_peer(self.connection)
+            self._peer = unix_peer(connection)
             self._client_address = "unix"
         else:
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             host, port = self.client_address[:2]
-            server: tuple[Any, ...] = tuple(self.connection.getsockname())
+            server: tuple[Any, ...] = tuple(connection.getsockname())
             local = (str(server[0]), int(server[1]))
             self._peer = broker._peers.find((str(host), int(port)), local)
             self._client_address = f"{host}:{port}"
@@ -184,105 +184,63 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._client_name = self._client_address.rsplit(":", 1)[0]
 
+    def handle(self) -> None:
+        reader = RequestReader()
+        while True:
+            try:
+                data = self.request.recv(_RECV_BYTES)
+            except OSError:  # the idle timeout, or a reset
+                return
+            if not data:
+                return
+            for request in reader.feed(data):
+                if not self._respond(request):
+                    return
+            if reader.error is not None:
+                status = reader.error
+                self._send(text_error(status, f"{status.value} {status.phrase}"), close=True)
+                return
+
     def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.broker._connection_closed(self.connection)
+        self.broker._connection_closed(self.request)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s: %s", self._client_name, format % args)
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def _refuse_method(self) -> None:
-        self.close_connection = True  # the body, if any, is never read
-        self._handle()
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _refuse_method
-
-    def _handle(self) -> None:
-        broker = self.broker
-        host_headers = self.headers.get_all("Host") or []
-        if not broker._host_allowed(host_headers, self._local_address()):
-            self.close_connection = True
-            self._answer(
-                json_error(
-                    421,
-                    "MisdirectedRequest",
-                    "this credentials broker answers only for its own address and localhost",
-                )
+    def _respond(self, request: Request) -> bool:
+        """Answer one request; False when the connection must end after it."""
+        reply, credentials, waited, close = self.broker._reply_to(request, self._local_address())
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s: %s %s -> %d",
+                self._client_name,
+                ascii(request.method)[1:-1],
+                ascii(request.target[:200])[1:-1],
+                reply.status,
             )
-            return
-        path = urlsplit(self.path).path
-        if path not in (CREDENTIALS_PATH, STATS_PATH):
-            self._answer(text_error(404, "404 page not found"))
-            return
-        if self.command != "GET":
-            self._answer(method_not_allowed())
-            return
-        refusal = broker._check_token(self.headers.get_all("Authorization") or [])
-        if refusal is not None:
-            self._answer(refusal)
-            return
-        if path == STATS_PATH:
-            body = broker._stats_body()
-            self._answer(bytes_reply(200, JSON_TYPE, body))
-            return
-        credentials, waited = broker._credentials_for_request()
-        if credentials is None:
-            self._answer(
-                json_error(
-                    503,
-                    "CredentialsUninitialized",
-                    "CredentialsV2Request: Credentials uninitialized for ID",
-                )
-            )
-            return
-        self._answer(bytes_reply(200, JSON_TYPE, broker._body_of(credentials)), credentials, waited)
-
-    def _local_address(self) -> str:
-        try:
-            return str(self.connection.getsockname()[0])
-        except (OSError, IndexError, TypeError):
-            return ""
-
-    def _answer(
-        self, reply: Reply, credentials: Credentials | None = None, waited: bool = False
-    ) -> None:
         # Counted before the answer goes out: a client that has the answer sees it in the stats.
         self.broker._ledger.request(
             client=self._client_name,
             pid=self._peer.pid,
             name=self._peer.name,
             address=self._client_address,
-            user_agent=self.headers.get("User-Agent"),
+            user_agent=request.get("user-agent"),
             status=reply.status,
             credentials=credentials,
             waited=waited,
         )
+        return self._send(reply, close=close or not request.keep_alive)
+
+    def _send(self, reply: Reply, *, close: bool) -> bool:
         try:
-            self.send_response_only(reply.status)
-            self.send_header("Date", self.date_time_string())
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(reply.length))
-            self.send_header("Cache-Control", "no-store")
-            for name, value in reply.headers:
-                self.send_header(name, value)
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            # Headers and body in one write: one packet, one wake-up for the client.
-            self._headers_buffer.append(b"\r\n")  # type: ignore[attr-defined]
-            self._headers_buffer.extend(reply.body)  # type: ignore[attr-defined]
-            self.flush_headers()
+            self.request.sendall(encode_response(reply, close=close))
         except OSError as exc:
             logger.debug("%s: answer cut short: %s", self._client_name, exc)
-            self.close_connection = True
+            return False
+        return not close
 
-
-class _UnixHandler(_Handler):
-    disable_nagle_algorithm = False  # TCP_NODELAY is for TCP only
+    def _local_address(self) -> str:
+        try:
+            return str(self.request.getsockname()[0])
+        except (OSError, IndexError, TypeError):
+            return ""
 
 
 class _TCPServer(LoopbackHTTPServer):
@@ -300,7 +258,7 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
     def __init__(self, broker: Broker, path: str) -> None:
         self.broker = broker
-        super().__init__(path, _UnixHandler)
+        super().__init__(path, _Handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         connection, _ = self.socket.accept()
@@ -317,11 +275,13 @@ class Broker:
     the container endpoint it names, refreshed by a prefetch thread on
     :func:`~taskcreds.provider.serving_schedule`, with every fetch counted. A provider passed in
     is used as it is and must have been made with ``prefetch=True`` (the broker answers from
-    cache and never refreshes for a request while a set is valid). ``host``/``port``: where to listen (127.0.0.1 and a free port); a non-loopback
-    ``host`` raises :class:`~taskcreds.ConfigError` unless ``allow_non_loopback=True`` (then it
-    logs a warning). ``unix_socket=PATH`` listens on a Unix-domain socket instead (mode 0600;
-    the peer's PID comes from ``SO_PEERCRED``). ``token_dir``: where the private token directory
-    is made (default: the system temp dir; use a shared volume for a sidecar).
+    cache and never refreshes for a request while a set is valid).
+
+    ``host``/``port``: where to listen (127.0.0.1 and a free port); a non-loopback ``host``
+    raises :class:`~taskcreds.ConfigError` unless ``allow_non_loopback=True`` (then it logs a
+    warning). ``unix_socket=PATH`` listens on a Unix-domain socket instead (mode 0600; the
+    peer's PID comes from ``SO_PEERCRED``). ``token_dir``: where the private token directory is
+    made (default: the system temp dir; use a shared volume for a sidecar).
 
     ``start()`` (or ``with``) makes the first upstream fetch and raises its
     :class:`~taskcreds.TaskCredsError` if it fails, so nothing starts without credentials.
@@ -383,6 +343,7 @@ class Broker:
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         self._hosts = HostPolicy.for_server(self.host)
+        self._host_verdicts: dict[tuple[tuple[str, ...], str], bool] = {}
         self._port = 0
         self._body_cache: tuple[str, bytes] | None = None
 
@@ -540,12 +501,54 @@ class Broker:
         endpoint = getattr(source, "endpoint", None)
         return str(endpoint.display_url) if endpoint is not None else repr(source)
 
+    def _reply_to(
+        self, request: Request, local_address: str
+    ) -> tuple[Reply, Credentials | None, bool, bool]:
+        """The answer to one request: (reply, set served, waited for upstream, close after)."""
+        if request.http_major != 1:
+            return text_error(505, "505 HTTP Version Not Supported"), None, False, True
+        if not self._host_allowed(request.get_all("host"), local_address):
+            reply = json_error(
+                421,
+                "MisdirectedRequest",
+                "this credentials broker answers only for its own address and localhost",
+            )
+            return reply, None, False, True
+        path = urlsplit(request.target).path
+        if path not in (CREDENTIALS_PATH, STATS_PATH):
+            return text_error(404, "404 page not found"), None, False, False
+        if request.method != "GET":
+            return method_not_allowed(), None, False, True
+        refusal = self._check_token(request.get_all("authorization"))
+        if refusal is not None:
+            return refusal, None, False, False
+        if path == STATS_PATH:
+            return bytes_reply(200, JSON_TYPE, self._stats_body()), None, False, False
+        credentials, waited = self._credentials_for_request()
+        if credentials is None:
+            reply = json_error(
+                503,
+                "CredentialsUninitialized",
+                "CredentialsV2Request: Credentials uninitialized for ID",
+            )
+            return reply, None, waited, False
+        return bytes_reply(200, JSON_TYPE, self._body_of(credentials)), credentials, waited, False
+
     def _host_allowed(self, host_headers: list[str], local_address: str) -> bool:
         if self.unix_socket is not None:
             return True  # no browser reaches a Unix socket: nothing to rebind
-        if not self._hosts.allows(host_headers, local_address):
-            return False
-        return _port_of_host_header(host_headers[0]) == self._port
+        # Clients send the same Host on every request; parsing it as an address each time was
+        # a quarter of the broker's CPU per request. Bounded: a flood of names only clears it.
+        key = (tuple(host_headers), local_address)
+        allowed = self._host_verdicts.get(key)
+        if allowed is None:
+            allowed = self._hosts.allows(host_headers, local_address) and (
+                _port_of_host_header(host_headers[0]) == self._port
+            )
+            if len(self._host_verdicts) >= _HOST_VERDICTS_MAX:
+                self._host_verdicts.clear()
+            self._host_verdicts[key] = allowed
+        return allowed
 
     def _check_token(self, values: list[str]) -> Reply | None:
         if not values or not values[0]:
