@@ -23,6 +23,11 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from s3transfer.manager import TransferManager
 
+    from taskcreds.upload._crt import CrtPut
+
+#: Which engine sends single-request objects: the CRT where it can, or botocore always.
+ENGINES = ("auto", "botocore")
+
 __all__ = ["ClientSettings", "Clients"]
 
 
@@ -38,8 +43,15 @@ class ClientSettings:
     max_concurrency: int
     max_attempts: int
     retry_mode: str
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(
+                f"engine must be one of {', '.join(ENGINES)}, not {self.engine!r}",
+                hint="'auto' sends small objects through the AWS CRT (botocore[crt]); "
+                "'botocore' sends every request through botocore",
+            )
         if self.part_size < MIN_PART_SIZE:
             raise ConfigError(
                 f"part_size must be at least 5 MiB (S3's minimum), not {self.part_size}"
@@ -70,6 +82,10 @@ class Clients:
         self._lock = threading.Lock()
         self._clients: dict[bool, S3Client] = {}
         self._managers: dict[bool, TransferManager] = {}
+        self._crt: CrtPut | None = None
+        #: The CRT is used for credentials of a taskcreds provider only (a caller's session
+        #: signs through botocore), and only when awscrt can be imported.
+        self._crt_wanted = settings.engine == "auto" and session is None
 
     def client(self, *, overwrite: bool) -> S3Client:
         with self._lock:
@@ -96,6 +112,39 @@ class Clients:
                 manager = self._managers[overwrite] = TransferManager(client, config)
             return manager
 
+    def crt(self) -> CrtPut | None:
+        """The CRT engine for single-request objects, or None where it is not used."""
+        if not self._crt_wanted:
+            return None
+        if self._crt is not None:
+            return self._crt
+        client = self.client(overwrite=True)  # botocore resolves the endpoint and region
+        with self._lock:
+            if self._crt is None and self._crt_wanted:
+                from taskcreds.upload._crt import CrtPut, crt_available
+
+                if not crt_available():
+                    self._crt_wanted = False
+                    return None
+                settings = self._settings
+                self._crt = CrtPut(
+                    endpoint_url=client.meta.endpoint_url,
+                    path_style=self._path_style(),
+                    region=client.meta.region_name or "us-east-1",
+                    provider=self._provider,
+                    max_attempts=settings.max_attempts,
+                    ca_bundle=settings.environ.get("AWS_CA_BUNDLE"),
+                )
+            return self._crt
+
+    def _path_style(self) -> bool:
+        settings = self._settings
+        return bool(
+            settings.endpoint_url
+            or settings.environ.get("AWS_ENDPOINT_URL_S3")
+            or settings.environ.get("AWS_ENDPOINT_URL")
+        )
+
     def close(self) -> None:
         """Shut the managers down (their threads) and close the clients (their connections)."""
         with self._lock:
@@ -105,16 +154,13 @@ class Clients:
                 client.close()
             self._managers.clear()
             self._clients.clear()
+            self._crt = None  # the CRT client's threads end when it is collected
 
     def _new_client(self, overwrite: bool) -> S3Client:
         from botocore.config import Config
 
         settings = self._settings
-        path_style = bool(
-            settings.endpoint_url
-            or settings.environ.get("AWS_ENDPOINT_URL_S3")
-            or settings.environ.get("AWS_ENDPOINT_URL")
-        )
+        path_style = self._path_style()
         # botocore's "max_attempts" counts retries after the first try; "total_max_attempts" is
         # what max_attempts means here (and in fetch.py): every try, the first one included.
         retries: Any = {"mode": settings.retry_mode, "total_max_attempts": settings.max_attempts}

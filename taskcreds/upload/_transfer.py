@@ -11,6 +11,7 @@ from s3transfer.subscribers import BaseSubscriber
 
 from taskcreds.errors import TaskCredsError
 from taskcreds.upload._confirm import own_write_after_lost_answer
+from taskcreds.upload._crt import headers_are_sendable
 from taskcreds.upload.options import Progress
 from taskcreds.upload.results import UploadResult, result_from
 
@@ -89,7 +90,18 @@ def _put_small(
     overwrite: bool,
 ) -> Mapping[str, Any]:
     """One PutObject, without s3transfer's task machinery: for small objects that machinery
-    costs more CPU than the request itself (benchmark P5)."""
+    costs more CPU than the request itself (benchmark P5). Through the CRT where the uploader
+    uses it (:mod:`._crt`), else botocore."""
+    # The CRT for writes that may replace an object; a no-overwrite write keeps botocore, where
+    # every attempt of a retried conditional write is seen (see _crt).
+    engine = uploader._clients.crt() if overwrite and headers_are_sendable(extra_args) else None
+    if engine is not None:
+        if isinstance(source, str):
+            with open(source, "rb") as handle:
+                data = handle.read()
+        else:
+            data = source.read()
+        return engine.put(bucket=uploader.bucket, key=key, body=data, extra_args=extra_args)
     client = uploader._client(overwrite=overwrite)
     if isinstance(source, str):
         with open(source, "rb") as body:

@@ -1,0 +1,314 @@
+"""Small objects in one PutObject through the AWS CRT's S3 client: HTTP, signing and retries in C.
+
+botocore spends about 2 ms of Python CPU on each request (serializing, some forty event handlers,
+SigV4 in Python, parsing the answer); for an 8 KiB object that is nearly all of the cost, and on
+Fargate a task pays for it. The CRT (``awscrt``, which ``botocore[crt]`` already installs) does
+the same request for a fifth of that (``bench/engines.py``, docs/performance.md). What makes a
+taskcreds upload safe stays in Python, before and after the request:
+
+- the key was checked against the bucket and prefix before this module sees it;
+- the credentials are the provider's, fetched in the caller's thread for each request (its typed
+  error when there are none) and handed to the CRT as a static set: the CRT never looks for
+  credentials of its own, in the environment or anywhere else;
+- the checksum (CRC32C by default) is computed here and sent in its header, so S3 checks the
+  bytes end to end;
+- an expired set (``ExpiredToken``...) is refreshed once and the request sent again; an error
+  answer becomes botocore's ``ClientError``, so the uploader's one error table (:mod:`._errors`)
+  names the refused IAM action as for every other request.
+
+The CRT retries 5xx, ``SlowDown`` and dropped connections itself, with full-jitter backoff, up to
+the uploader's ``max_attempts`` (it always makes at least two). It does not say whether it did,
+and a retried conditional write cannot be told from another writer's object without knowing, so
+``overwrite=False`` writes keep the botocore path (:mod:`._hooks`), where every attempt is seen.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+from xml.etree import ElementTree
+
+from botocore.exceptions import ClientError
+
+from taskcreds._awserror import error_code_and_message
+from taskcreds.provider import CredentialProvider
+from taskcreds.upload._checksums import body_checksum
+from taskcreds.upload._errors import classify
+
+__all__ = ["CrtPut", "UploadTransportError", "crt_available", "headers_are_sendable"]
+
+_ERROR_BODY_LIMIT = 64 * 1024
+#: The fewest retries the CRT can be told to make.
+_MIN_CRT_RETRIES = 1
+
+_HEADER_OF = {
+    "ContentType": "Content-Type",
+    "Tagging": "x-amz-tagging",
+    "StorageClass": "x-amz-storage-class",
+    "ServerSideEncryption": "x-amz-server-side-encryption",
+    "SSEKMSKeyId": "x-amz-server-side-encryption-aws-kms-key-id",
+}
+#: What ``extra_args`` may hold for this path; anything else goes through botocore.
+SUPPORTED_ARGS = frozenset({*_HEADER_OF, "Metadata", "ChecksumAlgorithm"})
+
+
+def crt_available() -> bool:
+    """Whether awscrt's S3 client can be imported here."""
+    try:
+        import awscrt.s3  # type: ignore[import-untyped]  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def headers_are_sendable(extra_args: Mapping[str, Any]) -> bool:
+    """Whether these arguments fit this path: known names and printable ASCII values (botocore
+    encodes anything else its own way, and keeps that path)."""
+    if not set(extra_args) <= SUPPORTED_ARGS:
+        return False
+    values = [str(extra_args[name]) for name in _HEADER_OF if name in extra_args]
+    for name, value in (extra_args.get("Metadata") or {}).items():
+        values.extend((str(name), str(value)))
+    return all(value.isascii() and value.isprintable() for value in values)
+
+
+@dataclass
+class _Answer:
+    """What one request came back with."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    error: BaseException | None = None
+    error_body: bytes = b""
+
+
+class UploadTransportError(Exception):
+    """The CRT gave up without an answer from S3 (after its retries): its error's name."""
+
+    def __init__(self, error: BaseException) -> None:
+        name = getattr(error, "name", type(error).__name__)
+        message = getattr(error, "message", "") or ""
+        super().__init__(f"{name}: {message}" if message else str(name))
+
+
+class CrtPut:
+    """PutObject of an in-memory body through one ``awscrt.s3.S3Client``.
+
+    ``endpoint_url`` is the endpoint botocore resolved for the uploader's client (so the CRT goes
+    where every other request goes), addressed path-style when ``path_style``, as botocore does.
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint_url: str,
+        path_style: bool,
+        region: str,
+        provider: Callable[[], CredentialProvider],
+        max_attempts: int,
+        ca_bundle: str | None = None,
+    ) -> None:
+        parts = urlsplit(endpoint_url)
+        self._https = parts.scheme == "https"
+        self._host = parts.netloc
+        self._base_path = parts.path.rstrip("/")
+        self._path_style = path_style
+        self._region = region
+        self._provider = provider
+        self._lock = threading.Lock()
+        self._signing_cache: tuple[str, Any] | None = None
+        self._client = self._new_client(max(max_attempts - 1, _MIN_CRT_RETRIES), ca_bundle)
+
+    def _new_client(self, retries: int, ca_bundle: str | None) -> Any:
+        from awscrt.auth import AwsCredentialsProvider  # type: ignore[import-untyped]
+        from awscrt.io import (  # type: ignore[import-untyped]
+            ClientBootstrap,
+            ClientTlsContext,
+            DefaultHostResolver,
+            EventLoopGroup,
+            TlsContextOptions,
+        )
+        from awscrt.s3 import S3Client, S3RequestTlsMode, S3RetryConfig
+
+        loops = EventLoopGroup()
+        bootstrap = ClientBootstrap(loops, DefaultHostResolver(loops))
+        tls_connection = None
+        if self._https and ca_bundle:
+            options = TlsContextOptions()
+            options.override_default_trust_store_from_path(None, ca_bundle)
+            tls_connection = ClientTlsContext(options).new_connection_options()
+        return S3Client(
+            bootstrap=bootstrap,
+            region=self._region,
+            signing_config=self._signing_config(
+                AwsCredentialsProvider.new_delegate(self._delegate)
+            ),
+            tls_mode=S3RequestTlsMode.ENABLED if self._https else S3RequestTlsMode.DISABLED,
+            tls_connection_options=tls_connection,
+            retry_config=S3RetryConfig(max_retries=retries),
+        )
+
+    def put(
+        self, *, bucket: str, key: str, body: bytes, extra_args: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """PutObject ``body``, replacing any object; the answer as botocore would parse it
+        (``ETag``, ``VersionId``, ``Checksum<ALG>``). Raises botocore's ``ClientError`` for an
+        error answer and :class:`UploadTransportError` when S3 never answered."""
+        algorithm = str(extra_args["ChecksumAlgorithm"])
+        headers = _headers(extra_args, algorithm, body_checksum(body, algorithm), len(body))
+        try:
+            return self._put_once(bucket, key, body, headers)
+        except ClientError as exc:
+            if classify(error_code_and_message(exc)[0]) != "expired":
+                raise
+        self._provider().refresh()  # single flight; its failure is the caller's error
+        return self._put_once(bucket, key, body, headers)
+
+    def _put_once(
+        self, bucket: str, key: str, body: bytes, headers: list[tuple[str, str]]
+    ) -> dict[str, Any]:
+        answer = self._send(bucket, key, body, headers)
+        if answer.error is None:
+            return _parsed(answer.headers)
+        error = _client_error(answer)
+        if error is None:
+            raise UploadTransportError(answer.error)
+        raise error
+
+    def _send(self, bucket: str, key: str, body: bytes, headers: list[tuple[str, str]]) -> _Answer:
+        from awscrt.http import HttpHeaders, HttpRequest  # type: ignore[import-untyped]
+        from awscrt.s3 import S3RequestType
+
+        host, path = self._where(bucket, key)
+        all_headers = HttpHeaders([("Host", host), *headers])
+        request = HttpRequest("PUT", path, all_headers, io.BytesIO(body))
+        answer = _Answer()
+
+        def on_headers(status_code: int, headers: list[tuple[str, str]], **kwargs: Any) -> None:
+            answer.status = status_code
+            answer.headers = {name.lower(): value for name, value in headers}
+
+        def on_done(
+            error: BaseException | None = None,
+            error_body: bytes | None = None,
+            error_headers: list[tuple[str, str]] | None = None,
+            status_code: int | None = None,
+            **kwargs: Any,
+        ) -> None:
+            answer.error = error
+            answer.error_body = (error_body or b"")[:_ERROR_BODY_LIMIT]
+            if error is not None:
+                answer.status = status_code
+            if error_headers is not None:
+                answer.headers = {name.lower(): value for name, value in error_headers}
+            answer.done.set()
+
+        self._client.make_request(
+            type=S3RequestType.PUT_OBJECT,
+            request=request,
+            signing_config=self._signing(),
+            on_headers=on_headers,
+            on_done=on_done,
+        )
+        answer.done.wait()
+        return answer
+
+    def _where(self, bucket: str, key: str) -> tuple[str, str]:
+        quoted = quote(key, safe="/~")
+        if self._path_style or "." in bucket:  # a dotted name would not match the certificate
+            return self._host, f"{self._base_path}/{bucket}/{quoted}"
+        return f"{bucket}.{self._host}", f"{self._base_path}/{quoted}"
+
+    # -- credentials -----------------------------------------------------------------------
+
+    def _signing(self) -> Any:
+        """A signing configuration with the provider's current set, fetched here so that a
+        failure is the provider's typed error, in the caller's thread."""
+        from awscrt.auth import AwsCredentialsProvider
+
+        credentials = self._provider().get()
+        with self._lock:
+            cached = self._signing_cache
+            if cached is None or cached[0] != credentials.access_key_id:
+                static = AwsCredentialsProvider.new_static(
+                    credentials.access_key_id, credentials.secret_access_key, credentials.token
+                )
+                cached = (credentials.access_key_id, self._signing_config(static))
+                self._signing_cache = cached
+            return cached[1]
+
+    def _signing_config(self, credentials_provider: Any) -> Any:
+        from awscrt.auth import AwsSignatureType, AwsSigningAlgorithm, AwsSigningConfig
+
+        return AwsSigningConfig(
+            algorithm=AwsSigningAlgorithm.V4,
+            signature_type=AwsSignatureType.HTTP_REQUEST_HEADERS,
+            service="s3",
+            region=self._region,
+            credentials_provider=credentials_provider,
+        )
+
+    def _delegate(self) -> Any:
+        # The client must have a provider of its own. Every request brings its signing
+        # configuration, so this runs only if the CRT signs something else; it is the taskcreds
+        # provider even then.
+        from awscrt.auth import AwsCredentials
+
+        credentials = self._provider().get()
+        return AwsCredentials(
+            credentials.access_key_id, credentials.secret_access_key, credentials.token
+        )
+
+
+def _headers(
+    extra_args: Mapping[str, Any], algorithm: str, checksum: str | None, length: int
+) -> list[tuple[str, str]]:
+    headers = [("Content-Length", str(length))]
+    headers.extend(
+        (header, str(extra_args[name])) for name, header in _HEADER_OF.items() if name in extra_args
+    )
+    for name, value in (extra_args.get("Metadata") or {}).items():
+        headers.append((f"x-amz-meta-{name}", str(value)))
+    if checksum is not None:
+        headers.append((f"x-amz-checksum-{algorithm.lower()}", checksum))
+    return headers
+
+
+def _parsed(headers: Mapping[str, str]) -> dict[str, Any]:
+    parsed: dict[str, Any] = {}
+    if "etag" in headers:
+        parsed["ETag"] = headers["etag"]
+    if "x-amz-version-id" in headers:
+        parsed["VersionId"] = headers["x-amz-version-id"]
+    for name, value in headers.items():
+        if name.startswith("x-amz-checksum-") and name != "x-amz-checksum-type":
+            parsed["Checksum" + name.removeprefix("x-amz-checksum-").upper()] = value
+    return parsed
+
+
+def _client_error(answer: _Answer) -> ClientError | None:
+    """botocore's ClientError for an error answer (None when there was no answer)."""
+    status = answer.status
+    if status is None or status < 300:
+        return None
+    code, message = _error_fields(answer.error_body)
+    response: Any = {
+        "Error": {"Code": code or str(status), "Message": message or ""},
+        "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": dict(answer.headers)},
+    }
+    return ClientError(response, "PutObject")
+
+
+def _error_fields(body: bytes) -> tuple[str | None, str | None]:
+    if not body.strip():
+        return None, None
+    try:
+        root = ElementTree.fromstring(body)  # noqa: S314 - S3's own answer, 64 KiB at most
+    except ElementTree.ParseError:
+        return None, None
+    return root.findtext("Code"), root.findtext("Message")
