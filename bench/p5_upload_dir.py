@@ -1,12 +1,13 @@
-"""P5: a directory of many small files: ``Uploader.upload_dir`` vs ``aws s3 cp --recursive`` and a
-boto3 ``put_object`` loop.
+"""P5: a directory of many small files: ``Uploader.upload_dir`` vs ``aws s3 cp --recursive``, a
+boto3 ``put_object`` loop and s5cmd.
 
 The directory holds ``files`` files of 8 KiB (random bytes) in 10 subfolders. Each upload is a
 fresh child process, the three interleaved round by round, each round under its own prefix
 (deleted afterwards, and the object count checked first). Ours runs with
 ``skip_unchanged=False``, so it uploads every file as the others do (it still computes the
 SHA-256 it stores in each object's metadata). Throughput is files per second of the child's
-wall time. Goal: ≥ 1.2× the aws CLI and ≥ 4× the loop.
+wall time. Goal: ≥ 1.2× the aws CLI, ≥ 4× the loop, and ≥ 1.0× s5cmd (Go) at no more client
+CPU than s5cmd.
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench._common import KiB, aws_cli, interleaved, median, result, row, temp_dir
+from bench._common import KiB, aws_cli, interleaved, median, result, row, s5cmd, temp_dir
 from bench._s3 import S3Bench, Sample, s3_bench, summary
 
 if TYPE_CHECKING:
     from taskcreds_demo.seaweed import SeaweedFS
 
 TITLE = "a directory of small files to S3 (SeaweedFS)"
-PEERS = {"cli": ("aws s3 cp --recursive", 1.2), "loop": ("boto3 put_object loop", 4.0)}
+PEERS = {
+    "cli": ("aws s3 cp --recursive", 1.2),
+    "loop": ("boto3 put_object loop", 4.0),
+    "s5cmd": ("s5cmd cp (Go)", 1.0),
+}
 FILE_SIZE = 8 * KiB
 _FOLDERS = 10
 
@@ -43,6 +48,10 @@ def _upload(bench: S3Bench, client: str, tree: Path, prefix: str, files: int) ->
         cmd, env = bench.client_cmd("ours-dir", str(tree), prefix), bench.ours_env()
     elif client == "loop":
         cmd, env = bench.client_cmd("boto3-loop", str(tree), prefix), bench.peer_env()
+    elif client == "s5cmd":
+        target = f"s3://{bench.bucket}/{prefix}/"
+        cmd = [s5cmd(), "--endpoint-url", bench.endpoint, "cp", f"{tree}/", target]
+        env = bench.peer_env()
     else:
         cmd = [
             aws_cli(), "s3", "cp", "--recursive", str(tree), f"s3://{bench.bucket}/{prefix}/",
@@ -61,7 +70,7 @@ def measure(
     *, files: int, rounds: int, seaweed: SeaweedFS | None = None, quick: bool = True
 ) -> dict[str, Any]:
     started = time.monotonic()
-    samples: dict[str, list[Sample]] = {"ours": [], "cli": [], "loop": []}
+    samples: dict[str, list[Sample]] = {"ours": [], "cli": [], "loop": [], "s5cmd": []}
     with temp_dir("p5") as work, s3_bench(seaweed) as bench:
         tree = make_tree(work / "tree", files)
 
@@ -88,6 +97,21 @@ def measure(
         )
         for peer, (peer_name, goal) in PEERS.items()
     ]
+    cpu = {n: [s.measured.cpu for s in v] for n, v in samples.items()}
+    rows.append(
+        row(
+            bench_id="P5",
+            what=f"client CPU-seconds for {files} files vs s5cmd",
+            unit="CPU-s",
+            ours=median(cpu["ours"]),
+            peer=median(cpu["s5cmd"]),
+            peer_name=PEERS["s5cmd"][0],
+            goal_op="<=",
+            goal=1.0,
+            ours_runs=cpu["ours"],
+            peer_runs=cpu["s5cmd"],
+        )
+    )
     return result(
         "P5",
         TITLE,

@@ -81,7 +81,13 @@ def plan_directory(
     for parts, listed in tree.entries():
         path = Path(tree.root, *parts)
         try:
-            relative = keys.relative_key_for_path(tree.root, path)
+            # A file the walk found (it follows no symlink) lies under the root by construction:
+            # only a symlink's place needs resolving (a third of the CPU per small file).
+            relative = (
+                keys.relative_key_for_parts(parts)
+                if listed is not None
+                else keys.relative_key_for_path(tree.root, path)
+            )
         except TaskCredsError as exc:
             result.failed.append(FailedFile(str(path), None, str(exc), exc))
             continue

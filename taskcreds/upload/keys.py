@@ -38,7 +38,13 @@ from typing import NamedTuple
 
 from taskcreds.errors import KeyOutsidePrefixError
 
-__all__ = ["MAX_KEY_BYTES", "join_key", "normalize_prefix", "relative_key_for_path"]
+__all__ = [
+    "MAX_KEY_BYTES",
+    "join_key",
+    "normalize_prefix",
+    "relative_key_for_parts",
+    "relative_key_for_path",
+]
 
 #: S3's limit on the length of a key, in bytes of UTF-8.
 MAX_KEY_BYTES = 1024
@@ -200,7 +206,13 @@ def relative_key_for_path(root: Path, path: Path) -> str:
     outside = _path_violation(root, path)
     if outside is not None:
         raise _reject("path", str(path), outside, None)
-    parts = path.absolute().relative_to(root.absolute()).parts
+    return relative_key_for_parts(path.absolute().relative_to(root.absolute()).parts)
+
+
+def relative_key_for_parts(parts: tuple[str, ...]) -> str:
+    """The key, relative to the prefix, for the file at ``parts`` below a root that was walked
+    without following symlinks (so nothing needs resolving): ``/``-joined, NFC-normalised, and
+    refused as :func:`relative_key_for_path` refuses it."""
     relative = _nfc(PurePosixPath(*parts).as_posix())
     problem = _violation(relative) or _too_long(relative)
     if problem is not None:
