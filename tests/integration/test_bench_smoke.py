@@ -14,6 +14,7 @@ import pytest
 
 from bench import (
     BENCHMARKS,
+    engines,
     p1_get,
     p2_endpoint_load,
     p3_show,
@@ -68,11 +69,11 @@ def test_p3_cold_show() -> None:
 
 
 def test_p4_upload_file(seaweed: SeaweedFS) -> None:
-    check_result(p4_upload_file.measure(size=6 * MiB, rounds=1, seaweed=seaweed), "P4", rows=4)
+    check_result(p4_upload_file.measure(size=6 * MiB, rounds=1, seaweed=seaweed), "P4", rows=6)
 
 
 def test_p5_upload_dir(seaweed: SeaweedFS) -> None:
-    check_result(p5_upload_dir.measure(files=20, rounds=1, seaweed=seaweed), "P5", rows=2)
+    check_result(p5_upload_dir.measure(files=20, rounds=1, seaweed=seaweed), "P5", rows=4)
 
 
 def test_p6_upload_rss(seaweed: SeaweedFS) -> None:
@@ -88,3 +89,11 @@ def test_generated_audit_lines_parse(seed: int) -> None:
     generated = list(lines(2000, seed=seed))
     assert all(parse_line(line) is not None for line in generated)
     assert any(" 429 " in line for line in generated)
+
+
+def test_engine_comparison_runs(seaweed: SeaweedFS, capsys: pytest.CaptureFixture[str]) -> None:
+    # bench/engines.py (not part of `make bench`): every engine stores every file.
+    engines.compare(files=10, big_mib=0, rounds=1, seaweed=seaweed)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("small")]
+    assert {line.split()[3] for line in lines} >= {"taskcreds", "s5cmd", "crt", "crt-checked"}
+    assert all("stored 10/10" in line for line in lines)
