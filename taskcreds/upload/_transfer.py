@@ -3,8 +3,9 @@ follows a failure (the lost-answer check of a no-overwrite write, the multipart 
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any
 
 from s3transfer.subscribers import BaseSubscriber
@@ -18,7 +19,7 @@ from taskcreds.upload.results import UploadResult, result_from
 if TYPE_CHECKING:
     from taskcreds.upload.uploader import Uploader
 
-__all__ = ["ByteCounter", "send_locked"]
+__all__ = ["ByteBudget", "ByteCounter", "send_locked"]
 
 
 def send_locked(
@@ -35,7 +36,9 @@ def send_locked(
     uploader._ledger.forget(key)
     try:
         if size is not None and size < uploader._multipart_threshold:
-            response = _put_small(uploader, source, key, extra_args, overwrite)
+            response = _put_small(
+                uploader, source, key, size, extra_args=extra_args, overwrite=overwrite
+            )
             counter.add(size)
         else:
             uploader._clients.manager(overwrite=overwrite).upload(
@@ -86,6 +89,8 @@ def _put_small(
     uploader: Uploader,
     source: str | IO[bytes],
     key: str,
+    size: int,
+    *,
     extra_args: dict[str, Any],
     overwrite: bool,
 ) -> Mapping[str, Any]:
@@ -96,17 +101,43 @@ def _put_small(
     # every attempt of a retried conditional write is seen (see _crt).
     engine = uploader._clients.crt() if overwrite and headers_are_sendable(extra_args) else None
     if engine is not None:
-        if isinstance(source, str):
-            with open(source, "rb") as handle:
-                data = handle.read()
-        else:
-            data = source.read()
-        return engine.put(bucket=uploader.bucket, key=key, body=data, extra_args=extra_args)
+        # Bodies are held in memory while they are sent: at most part_size x max_concurrency
+        # bytes of them at once, as for the parts of multipart uploads.
+        with uploader._small_bodies.hold(size):
+            if isinstance(source, str):
+                with open(source, "rb") as handle:
+                    data = handle.read()
+            else:
+                data = source.read()
+            return engine.put(bucket=uploader.bucket, key=key, body=data, extra_args=extra_args)
     client = uploader._client(overwrite=overwrite)
     if isinstance(source, str):
         with open(source, "rb") as body:
             return client.put_object(Bucket=uploader.bucket, Key=key, Body=body, **extra_args)
     return client.put_object(Bucket=uploader.bucket, Key=key, Body=source, **extra_args)
+
+
+class ByteBudget:
+    """At most ``limit`` bytes held at once by the threads that :meth:`hold` them (one holder
+    may always go ahead alone, whatever its size)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._used = 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, count: int) -> Iterator[None]:
+        with self._changed:
+            while self._used and self._used + count > self._limit:
+                self._changed.wait()
+            self._used += count
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._used -= count
+                self._changed.notify_all()
 
 
 class ByteCounter(BaseSubscriber):

@@ -38,7 +38,7 @@ from taskcreds.upload import _directory, _multipart, keys
 from taskcreds.upload._clients import Clients, ClientSettings
 from taskcreds.upload._errors import translate
 from taskcreds.upload._hooks import Ledger
-from taskcreds.upload._transfer import ByteCounter, send_locked
+from taskcreds.upload._transfer import ByteBudget, ByteCounter, send_locked
 from taskcreds.upload.options import (
     CHECKSUM_ALGORITHMS,
     DEFAULT_CONCURRENCY,
@@ -69,6 +69,8 @@ if TYPE_CHECKING:
 __all__ = ["CHECKSUM_ALGORITHMS", "Uploader"]
 
 OnFile = _directory.OnFile
+#: Files ``upload_dir`` sends at once when small ones go through the CRT.
+CRT_FILE_WORKERS = 64
 
 
 class Uploader:
@@ -124,6 +126,8 @@ class Uploader:
         self._provider = provider
         self._multipart_threshold = multipart_threshold
         self._max_concurrency = max_concurrency
+        #: Small bodies sent through the CRT are read whole: bounded like multipart parts.
+        self._small_bodies = ByteBudget(part_size * max_concurrency)
         self._ledger = Ledger()
         #: How the uploader waits before retrying a 409 ConditionalRequestConflict (tests
         #: replace it).
@@ -324,6 +328,14 @@ class Uploader:
 
     def _client(self, *, overwrite: bool) -> S3Client:
         return self._clients.client(overwrite=overwrite)
+
+    def _file_workers(self) -> int:
+        """How many files ``upload_dir`` sends at once: ``max_concurrency``, or where small files
+        go through the CRT (whose requests cost no thread of their own while in flight),
+        :data:`CRT_FILE_WORKERS`, their bodies bounded by :attr:`_small_bodies`."""
+        if self._clients.crt() is not None:
+            return max(self._max_concurrency, CRT_FILE_WORKERS)
+        return self._max_concurrency
 
     def _backoff(self, seconds: float) -> None:
         self._sleep(seconds)  # looked up at each call: tests replace it

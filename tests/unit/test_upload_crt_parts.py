@@ -89,3 +89,25 @@ def test_requests_go_path_style_or_virtual_hosted() -> None:
     assert virtual._where("app-a", "k") == ("app-a.s3.eu-west-1.amazonaws.com", "/k")
     # A dotted bucket would not match the wildcard certificate: path style.
     assert virtual._where("my.bucket", "k") == ("s3.eu-west-1.amazonaws.com", "/my.bucket/k")
+
+
+def test_a_byte_budget_holds_at_most_its_limit_but_never_blocks_a_lone_holder() -> None:
+    import threading
+
+    from taskcreds.upload._transfer import ByteBudget
+
+    budget = ByteBudget(10)
+    with budget.hold(25):  # alone: may go ahead, whatever its size
+        pass
+    entered = threading.Event()
+    with budget.hold(6):
+
+        def second() -> None:
+            with budget.hold(6):
+                entered.set()
+
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        assert not entered.wait(0.2)  # 6 + 6 > 10: it waits for the first to finish
+    assert entered.wait(5)
+    waiter.join(5)
