@@ -200,6 +200,11 @@ class _Handler(socketserver.BaseRequestHandler):
                 status = reader.error
                 self._send(text_error(status, f"{status.value} {status.phrase}"), close=True)
                 return
+            started = reader.head_started
+            if started is not None and time.monotonic() - started > IO_TIMEOUT:
+                # A head dripped slowly enough that every read is on time: it still ends.
+                self._send(text_error(408, "408 Request Timeout"), close=True)
+                return
 
     def finish(self) -> None:
         self.broker._connection_closed(self.request)
@@ -342,6 +347,7 @@ class Broker:
         self._failed_at = -float("inf")
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self._warned_no_prefetch = False
         self._hosts = HostPolicy.for_server(self.host)
         self._host_verdicts: dict[tuple[tuple[str, ...], str], bool] = {}
         self._port = 0
@@ -354,6 +360,11 @@ class Broker:
         file, and listen."""
         if self._server is not None:
             raise RuntimeError("a Broker can be started only once")
+        if not self.provider.prefetching:
+            raise ConfigError(
+                "the broker's provider no longer refreshes itself (it was closed)",
+                hint="start the broker before closing its provider, or pass none",
+            )
         try:
             self.provider.get()  # fail fast: no credentials, no broker
             self._token_dir = tempfile.mkdtemp(prefix="taskcreds-broker-", dir=self._token_parent)
@@ -571,6 +582,8 @@ class Broker:
         """The set to answer with, and whether this request had to wait for upstream."""
         credentials = self.provider.peek()
         if credentials is not None:
+            if not self.provider.prefetching:
+                return self._refreshed_by_request(credentials), False
             return credentials, False
         if time.monotonic() - self._failed_at < FAILURE_HOLD:
             return None, False
@@ -585,6 +598,21 @@ class Broker:
         if not self._ledger.exact_upstream:
             self._ledger.fetched(None)
         return credentials, True
+
+    def _refreshed_by_request(self, cached: Credentials) -> Credentials:
+        """A provider passed in whose prefetch thread has stopped (it was closed): requests
+        refresh it through ``get()`` (the cached set on the hot path, one caller refreshing in
+        the windows), so that it never just runs out."""
+        if not self._warned_no_prefetch:
+            self._warned_no_prefetch = True
+            logger.warning(
+                "the broker's provider no longer refreshes itself (was it closed?); requests "
+                "refresh it now"
+            )
+        try:
+            return self.provider.get()
+        except TaskCredsError:
+            return cached  # still valid: peek() said so; the failure was logged by the provider
 
     def _body_of(self, credentials: Credentials) -> bytes:
         cached = self._body_cache

@@ -27,6 +27,7 @@ __all__ = ["MAX_HEAD_BYTES", "Request", "RequestReader", "encode_response", "htt
 #: The most a request line and headers may take: 16 KiB, as the ECS agent's Go server allows
 #: far more than any SDK sends (about 500 bytes) and far less than memory would bear.
 MAX_HEAD_BYTES = 16 * 1024
+_SLICE_BYTES = 4 * 1024
 
 
 @dataclass(slots=True)
@@ -58,6 +59,7 @@ class _Head:
     size: int = 0
     #: The size of what was parsed: target and headers.
     parsed: int = 0
+    started: float = field(default_factory=time.monotonic)
 
 
 class RequestReader:
@@ -77,25 +79,38 @@ class RequestReader:
         self.error: HTTPStatus | None = None
 
     def feed(self, data: bytes) -> list[Request]:
-        if self.error is None and not self._closing:
-            head = self._head
-            if head is not None:
-                head.size += len(data)
-            try:
-                self._parser.feed_data(data)
-            except httptools.HttpParserUpgrade:
-                # The upgrade request itself was read; it is answered, and nothing after it.
-                self._closing = True
-                if self._ready:
-                    self._ready[-1].keep_alive = False
-            except httptools.HttpParserError:
-                if not self._closing:
-                    self.error = HTTPStatus.BAD_REQUEST
-            head = self._head
-            if head is not None and head.size > MAX_HEAD_BYTES:
-                self.error = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
+        # Fed a slice at a time: a head is counted from the slice after the one it starts in,
+        # so no head passes the limit by more than one slice.
+        for start in range(0, len(data), _SLICE_BYTES):
+            if self.error is not None or self._closing:
+                break
+            self._feed_slice(data[start : start + _SLICE_BYTES])
         ready, self._ready = self._ready, []
         return ready
+
+    @property
+    def head_started(self) -> float | None:
+        """When (monotonic) the head being read began to arrive; None between requests."""
+        head = self._head
+        return head.started if head is not None else None
+
+    def _feed_slice(self, data: bytes) -> None:
+        head = self._head
+        if head is not None:
+            head.size += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # The upgrade request itself was read; it is answered, and nothing after it.
+            self._closing = True
+            if self._ready:
+                self._ready[-1].keep_alive = False
+        except httptools.HttpParserError:
+            if not self._closing:
+                self.error = HTTPStatus.BAD_REQUEST
+        head = self._head
+        if head is not None and head.size > MAX_HEAD_BYTES:
+            self.error = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
 
     # -- llhttp's callbacks ----------------------------------------------------------------
 
@@ -132,7 +147,9 @@ class RequestReader:
             method=self._parser.get_method().decode("latin-1"),
             target=head.target.decode("latin-1"),
             headers=headers,
-            keep_alive=self._parser.should_keep_alive() and not has_body,
+            # HTTP/1.0 ends after its answer, keep-alive or not: no client of this server needs
+            # it, and its framing rules are not worth the risk.
+            keep_alive=self._parser.should_keep_alive() and not has_body and version == "1.1",
             has_body=has_body,
             http_major=int(version.split(".", 1)[0]) if version[:1].isdigit() else 0,
         )

@@ -8,6 +8,7 @@ once when S3 calls them expired) and records its responses in the uploader's led
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 ENGINES = ("auto", "botocore")
 
 __all__ = ["ClientSettings", "Clients"]
+
+logger = logging.getLogger("taskcreds")
 
 
 @dataclass(frozen=True)
@@ -127,14 +130,18 @@ class Clients:
                     self._crt_wanted = False
                     return None
                 settings = self._settings
-                self._crt = CrtPut(
-                    endpoint_url=client.meta.endpoint_url,
-                    path_style=self._path_style(),
-                    region=client.meta.region_name or "us-east-1",
-                    provider=self._provider,
-                    max_attempts=settings.max_attempts,
-                    ca_bundle=settings.environ.get("AWS_CA_BUNDLE"),
-                )
+                try:
+                    self._crt = CrtPut(
+                        endpoint_url=client.meta.endpoint_url,
+                        path_style=self._path_style(),
+                        region=client.meta.region_name or "us-east-1",
+                        provider=self._provider,
+                        max_attempts=settings.max_attempts,
+                        ca_bundle=settings.environ.get("AWS_CA_BUNDLE"),
+                    )
+                except (RuntimeError, ValueError, TypeError) as exc:  # awscrt refused: botocore
+                    logger.warning("the AWS CRT cannot be used here; botocore sends: %s", exc)
+                    self._crt_wanted = False
             return self._crt
 
     def _path_style(self) -> bool:

@@ -17,7 +17,10 @@ taskcreds upload safe stays in Python, before and after the request:
   names the refused IAM action as for every other request.
 
 The CRT retries 5xx, ``SlowDown`` and dropped connections itself, with full-jitter backoff, up to
-the uploader's ``max_attempts`` (it always makes at least two). It does not say whether it did,
+the uploader's ``max_attempts`` (it always makes at least two); a request that has not ended by
+its deadline is cancelled. It never splits an object into parts (its multipart threshold is S3's
+single-PUT limit). A redirect to another region, or a file that grew since it was measured, is
+left to botocore (:mod:`._transfer`). The CRT does not say whether it retried,
 and a retried conditional write cannot be told from another writer's object without knowing, so
 ``overwrite=False`` writes keep the botocore path (:mod:`._hooks`), where every attempt is seen.
 """
@@ -39,9 +42,23 @@ from taskcreds.provider import CredentialProvider
 from taskcreds.upload._checksums import body_checksum
 from taskcreds.upload._errors import classify
 
-__all__ = ["CrtPut", "UploadTransportError", "crt_available", "headers_are_sendable"]
+__all__ = [
+    "REDIRECT_CODES",
+    "CrtPut",
+    "UploadTransportError",
+    "crt_available",
+    "headers_are_sendable",
+    "is_redirect",
+]
 
 _ERROR_BODY_LIMIT = 64 * 1024
+_CONNECT_TIMEOUT_MS = 60_000  # botocore's connect timeout
+#: S3's largest single PutObject.
+_SINGLE_PUT_MAX = 5 * 1024**3
+#: A request (its retries included) that has not ended after this long, plus a second per
+#: 64 KiB of body, is cancelled: a stalled server must not hold an upload forever.
+_DEADLINE_SECONDS = 120.0
+_DEADLINE_BYTES_PER_SECOND = 64 * 1024
 #: The fewest retries the CRT can be told to make.
 _MIN_CRT_RETRIES = 1
 
@@ -54,15 +71,24 @@ _HEADER_OF = {
 }
 #: What ``extra_args`` may hold for this path; anything else goes through botocore.
 SUPPORTED_ARGS = frozenset({*_HEADER_OF, "Metadata", "ChecksumAlgorithm"})
+#: Answers that mean "ask another region or endpoint": botocore's redirector follows them.
+REDIRECT_CODES = frozenset(
+    {"PermanentRedirect", "TemporaryRedirect", "AuthorizationHeaderMalformed", "301", "307"}
+)
 
 
 def crt_available() -> bool:
-    """Whether awscrt's S3 client can be imported here."""
+    """Whether the awscrt installed here has what this module uses (``S3RetryConfig`` and
+    ``create_default_s3_signing_config`` came in awscrt 0.27-0.28; botocore[crt]'s lowest
+    versions pull an older one, and then botocore sends everything)."""
     try:
-        import awscrt.s3  # type: ignore[import-untyped]  # noqa: F401
+        import awscrt.s3  # type: ignore[import-untyped]
     except ImportError:
         return False
-    return True
+    return all(
+        hasattr(awscrt.s3, name)
+        for name in ("S3RetryConfig", "create_default_s3_signing_config", "S3Client")
+    )
 
 
 def headers_are_sendable(extra_args: Mapping[str, Any]) -> bool:
@@ -92,7 +118,7 @@ class UploadTransportError(Exception):
 
     def __init__(self, error: BaseException) -> None:
         name = getattr(error, "name", type(error).__name__)
-        message = getattr(error, "message", "") or ""
+        message = getattr(error, "message", None) or str(error)
         super().__init__(f"{name}: {message}" if message else str(name))
 
 
@@ -151,6 +177,9 @@ class CrtPut:
             tls_mode=S3RequestTlsMode.ENABLED if self._https else S3RequestTlsMode.DISABLED,
             tls_connection_options=tls_connection,
             retry_config=S3RetryConfig(max_retries=retries),
+            connect_timeout_ms=_CONNECT_TIMEOUT_MS,
+            # This client sends single PutObjects only: it must never split one into parts.
+            multipart_upload_threshold=_SINGLE_PUT_MAX,
         )
 
     def put(
@@ -208,14 +237,18 @@ class CrtPut:
                 answer.headers = {name.lower(): value for name, value in error_headers}
             answer.done.set()
 
-        self._client.make_request(
+        in_flight = self._client.make_request(
             type=S3RequestType.PUT_OBJECT,
             request=request,
             signing_config=self._signing(),
             on_headers=on_headers,
             on_done=on_done,
         )
-        answer.done.wait()
+        deadline = _DEADLINE_SECONDS + len(body) / _DEADLINE_BYTES_PER_SECOND
+        if not answer.done.wait(deadline):
+            in_flight.cancel()
+            answer.done.wait()
+            raise UploadTransportError(TimeoutError(f"no answer from S3 within {deadline:.0f} s"))
         return answer
 
     def _where(self, bucket: str, key: str) -> tuple[str, str]:
@@ -243,14 +276,13 @@ class CrtPut:
             return cached[1]
 
     def _signing_config(self, credentials_provider: Any) -> Any:
-        from awscrt.auth import AwsSignatureType, AwsSigningAlgorithm, AwsSigningConfig
+        # S3's SigV4: the path is encoded once (it is already percent-encoded) and not
+        # normalised, and the payload is UNSIGNED-PAYLOAD: the checksum header, which is signed,
+        # is what protects the body (S3 refuses a body that does not match it).
+        from awscrt.s3 import create_default_s3_signing_config
 
-        return AwsSigningConfig(
-            algorithm=AwsSigningAlgorithm.V4,
-            signature_type=AwsSignatureType.HTTP_REQUEST_HEADERS,
-            service="s3",
-            region=self._region,
-            credentials_provider=credentials_provider,
+        return create_default_s3_signing_config(
+            region=self._region, credential_provider=credentials_provider
         )
 
     def _delegate(self) -> Any:
@@ -263,6 +295,11 @@ class CrtPut:
         return AwsCredentials(
             credentials.access_key_id, credentials.secret_access_key, credentials.token
         )
+
+
+def is_redirect(error: BaseException) -> bool:
+    """Whether S3 answered that the bucket is elsewhere (another region)."""
+    return isinstance(error, ClientError) and error_code_and_message(error)[0] in REDIRECT_CODES
 
 
 def _headers(

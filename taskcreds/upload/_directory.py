@@ -307,7 +307,7 @@ class _Run:
                 todo = todo[:1]
         # Files are uploaded a few at a time; each one's parts share the transfer manager's pool.
         # Outcomes are reported as they come, and kept in the order of the paths.
-        pool = ThreadPoolExecutor(self.uploader._file_workers())
+        pool = ThreadPoolExecutor(self.uploader._file_workers(options))
         try:
             futures: dict[Future[tuple[UploadResult | FailedFile, bool]], int] = {
                 pool.submit(one, todo[index]): index for index in range(start, len(todo))

@@ -8,11 +8,12 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
 from s3transfer.subscribers import BaseSubscriber
 
 from taskcreds.errors import TaskCredsError
 from taskcreds.upload._confirm import own_write_after_lost_answer
-from taskcreds.upload._crt import headers_are_sendable
+from taskcreds.upload._crt import headers_are_sendable, is_redirect
 from taskcreds.upload.options import Progress
 from taskcreds.upload.results import UploadResult, result_from
 
@@ -104,17 +105,34 @@ def _put_small(
         # Bodies are held in memory while they are sent: at most part_size x max_concurrency
         # bytes of them at once, as for the parts of multipart uploads.
         with uploader._small_bodies.hold(size):
-            if isinstance(source, str):
-                with open(source, "rb") as handle:
-                    data = handle.read()
-            else:
-                data = source.read()
-            return engine.put(bucket=uploader.bucket, key=key, body=data, extra_args=extra_args)
+            data = _read_at_most(source, size)
+            if data is not None:
+                try:
+                    return engine.put(
+                        bucket=uploader.bucket, key=key, body=data, extra_args=extra_args
+                    )
+                except ClientError as exc:
+                    if not is_redirect(exc):
+                        raise
+                    # The bucket is in another region: botocore's redirector follows that.
+            if not isinstance(source, str):
+                source.seek(0)
     client = uploader._client(overwrite=overwrite)
     if isinstance(source, str):
         with open(source, "rb") as body:
             return client.put_object(Bucket=uploader.bucket, Key=key, Body=body, **extra_args)
     return client.put_object(Bucket=uploader.bucket, Key=key, Body=source, **extra_args)
+
+
+def _read_at_most(source: str | IO[bytes], size: int) -> bytes | None:
+    """The body, or None when it is longer than ``size`` (a file that grew since it was
+    measured: botocore streams it instead of this path holding it all)."""
+    if isinstance(source, str):
+        with open(source, "rb") as handle:
+            data = handle.read(size + 1)
+    else:
+        data = source.read(size + 1)
+    return data if len(data) <= size else None
 
 
 class ByteBudget:

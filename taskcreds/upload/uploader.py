@@ -36,6 +36,7 @@ from taskcreds.errors import ConfigError, UploadError
 from taskcreds.provider import CredentialProvider
 from taskcreds.upload import _directory, _multipart, keys
 from taskcreds.upload._clients import Clients, ClientSettings
+from taskcreds.upload._crt import headers_are_sendable
 from taskcreds.upload._errors import translate
 from taskcreds.upload._hooks import Ledger
 from taskcreds.upload._transfer import ByteBudget, ByteCounter, send_locked
@@ -88,7 +89,7 @@ class Uploader:
     ``engine="auto"`` sends an object smaller than ``multipart_threshold`` in one PutObject
     through the AWS CRT (signing, HTTP and retries in C: about a fifth of botocore's CPU per
     object) when the credentials are a taskcreds provider's; ``engine="botocore"`` sends every
-    request through botocore. The guarantees are the same either way (docs/uploading.md).
+    request through botocore. What each path keeps is in docs/uploading.md ("Engines").
     """
 
     def __init__(
@@ -329,11 +330,15 @@ class Uploader:
     def _client(self, *, overwrite: bool) -> S3Client:
         return self._clients.client(overwrite=overwrite)
 
-    def _file_workers(self) -> int:
-        """How many files ``upload_dir`` sends at once: ``max_concurrency``, or where small files
-        go through the CRT (whose requests cost no thread of their own while in flight),
-        :data:`CRT_FILE_WORKERS`, their bodies bounded by :attr:`_small_bodies`."""
-        if self._clients.crt() is not None:
+    def _file_workers(self, options: UploadOptions) -> int:
+        """How many files ``upload_dir`` sends at once: ``max_concurrency``, or where its small
+        files go through the CRT (an overwriting write of options it carries),
+        :data:`CRT_FILE_WORKERS`, their bodies bounded by :attr:`_small_bodies`. Files that go
+        through s3transfer share its ``max_concurrency`` requests whatever the number."""
+        crt_carries = options.overwrite and headers_are_sendable(
+            options.extra_args(self.checksum_algorithm)
+        )
+        if crt_carries and self._clients.crt() is not None:
             return max(self._max_concurrency, CRT_FILE_WORKERS)
         return self._max_concurrency
 

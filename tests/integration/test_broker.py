@@ -510,3 +510,23 @@ def test_js_sdk_from_http_gets_the_brokers_keys(js_sdk: Path, broker: Broker) ->
     served = broker.provider.peek()
     assert served is not None
     assert (got["key"], got["token"]) == (served.access_key_id, served.token)
+
+
+def test_a_closed_provider_is_refused_at_start(upstream: AgentServer) -> None:
+    provider = taskcreds.CredentialProvider(upstream.environment(), prefetch=True)
+    broker = Broker(provider)
+    provider.close()
+    with pytest.raises(taskcreds.ConfigError, match="no longer refreshes"):
+        broker.start()
+
+
+def test_requests_refresh_a_provider_closed_while_serving(upstream: AgentServer) -> None:
+    # Nothing would refresh it otherwise: answers come from peek(), which never fetches.
+    provider = taskcreds.CredentialProvider(upstream.environment(), prefetch=True)
+    with Broker(provider) as broker:
+        assert get(broker.url, token=token_of(broker)).status == 200
+        provider.close()
+        before = upstream.request_count
+        provider._fast = (provider._fast[0], -1.0)  # a refresh is due (as at the advisory point)
+        assert get(broker.url, token=token_of(broker)).status == 200
+        assert upstream.request_count == before + 1  # the request refreshed it

@@ -110,3 +110,24 @@ def test_http_2_is_505_and_http_1_0_closes(broker: Broker) -> None:
     old = request(broker).replace(b"HTTP/1.1\r\n", b"HTTP/1.0\r\n", 1)
     answers = exchange(broker, old + request(broker))  # ends after the first
     assert [status_of(answer) for answer in answers] == [200]
+
+
+def test_a_head_dripped_slowly_is_cut_with_408(broker: Broker) -> None:
+    # Every byte comes within the read timeout, but the head as a whole takes too long.
+    import time
+
+    from taskcreds.broker._broker import IO_TIMEOUT
+
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as raw:
+        raw.sendall(b"GET /v1/credentials HTTP/1.1\r\n")
+        began = time.monotonic()
+        received = b""
+        while not received:
+            raw.sendall(b"X-Drip: 1\r\n")
+            try:
+                raw.settimeout(0.5)
+                received = raw.recv(65536)
+            except TimeoutError:
+                continue
+            assert time.monotonic() - began < 3 * IO_TIMEOUT
+    assert received.startswith(b"HTTP/1.1 408 ")

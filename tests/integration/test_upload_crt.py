@@ -157,3 +157,54 @@ def test_another_apps_bucket_is_access_denied_naming_the_action(
             uploader.upload_bytes(b"not mine", "intrusion.txt")
     assert denied.value.action == "s3:PutObject"
     assert "s3://app-b/" in str(denied.value)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["a b.txt", "2026-12-01T10:00:00+00:00.log", "x=1&y=(2),3;!~*'.bin", "café/naïve ünï.txt"],
+)
+def test_keys_that_need_encoding_are_signed_right(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, name: str
+) -> None:
+    # The path is percent-encoded once and signed as S3 signs it (not double-encoded).
+    with uploader_for(seaweed, provider) as uploader:
+        no_botocore_put(uploader)
+        result = uploader.upload_bytes(name.encode(), name)
+    assert head(seaweed, result.key)["Body"] == name.encode()
+
+
+def test_a_single_put_above_the_crts_part_size_stays_one_request(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider
+) -> None:
+    data = bytes(range(256)) * (10 * 4096)  # 10 MiB, below a 16 MiB threshold
+    with uploader_for(seaweed, provider, multipart_threshold=16 * 1024 * 1024) as uploader:
+        no_botocore_put(uploader)
+        result = uploader.upload_bytes(data, "ten.bin")
+    stored = head(seaweed, result.key)
+    assert stored["Body"] == data
+    assert not result.multipart
+    assert "-" not in str(stored["ETag"])  # not a multipart ETag
+    assert result.checksum == stored["ChecksumCRC32C"]
+
+
+def test_a_file_that_grew_since_it_was_measured_is_sent_whole_by_botocore(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, tmp_path: Any
+) -> None:
+    from taskcreds.upload import _transfer
+
+    path = tmp_path / "growing.log"
+    path.write_bytes(b"first line\n")
+    with uploader_for(seaweed, provider) as uploader:
+        size = path.stat().st_size
+        with path.open("ab") as handle:
+            handle.write(b"second line\n")  # grows after it was measured
+        response = _transfer._put_small(
+            uploader,
+            str(path),
+            uploader.key_for("growing.log"),
+            size,
+            extra_args={"ChecksumAlgorithm": "CRC32C"},
+            overwrite=True,
+        )
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 200  # botocore's answer
+    assert head(seaweed, uploader.key_for("growing.log"))["Body"] == b"first line\nsecond line\n"

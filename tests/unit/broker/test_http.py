@@ -124,3 +124,26 @@ def test_a_complete_head_over_the_limit_is_431_even_in_one_chunk() -> None:
     big = GET.replace(b"\r\n\r\n", b"\r\nX-Big: " + b"x" * MAX_HEAD_BYTES + b"\r\n\r\n")
     assert len(reader.feed(GET + big)) == 1  # the first request is answered...
     assert reader.error is HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE  # ...the second is not
+
+
+def test_an_incomplete_head_in_one_big_chunk_is_431() -> None:
+    # The chunk that starts a head is fed a slice at a time: most of it is counted.
+    reader = RequestReader()
+    assert reader.feed(b"GET / HTTP/1.1\r\nX-Big: " + b"x" * (MAX_HEAD_BYTES + 65536)) == []
+    assert reader.error is HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
+
+
+def test_http_1_0_keep_alive_still_ends_the_connection() -> None:
+    (request,) = RequestReader().feed(
+        b"GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n"
+    )
+    assert not request.keep_alive
+
+
+def test_head_started_is_set_while_a_head_arrives() -> None:
+    reader = RequestReader()
+    assert reader.head_started is None
+    reader.feed(b"GET / HTTP/1.1\r\nHo")
+    assert reader.head_started is not None
+    reader.feed(b"st: a\r\n\r\n")
+    assert reader.head_started is None
