@@ -55,14 +55,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def compare(*, files: int, big_mib: int, rounds: int, seaweed: SeaweedFS | None = None) -> None:
-    """Run the comparison and print one line per engine and round."""
+def compare(
+    *,
+    files: int,
+    big_mib: int,
+    rounds: int,
+    seaweed: SeaweedFS | None = None,
+    only: tuple[str, ...] = ENGINES,
+) -> None:
+    """Run the comparison (the engines in ``only``) and print one line per engine and round."""
     engines = [
         name
-        for name in ENGINES
+        for name in only
         if not name.startswith("obstore") or importlib.util.find_spec("obstore") is not None
     ]
-    if len(engines) < len(ENGINES):
+    if len(engines) < len(only):
         print("obstore is not installed (pip install obstore): left out")
     with temp_dir("engines") as work, s3_bench(seaweed) as bench:
         tree = make_tree(work / "small", files)
