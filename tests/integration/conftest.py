@@ -1,4 +1,6 @@
-"""Integration fixtures: a real agent-compatible HTTP server on 127.0.0.1."""
+"""Integration fixtures: a real agent-compatible HTTP server on 127.0.0.1, and one serving
+AppA's real STS session credentials from SeaweedFS, with a provider on it (a module may
+define its own ``provider``)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
+import taskcreds
 from taskcreds.local import AgentServer, Faults, RotatingSource
+from taskcreds_demo.seaweed import SeaweedFS
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/AppA"
 
@@ -16,6 +20,19 @@ def agent() -> Iterator[AgentServer]:
     server = AgentServer(RotatingSource(role_arn=ROLE_ARN, lifetime=3600), faults=Faults())
     with server:
         yield server
+
+
+@pytest.fixture
+def app_a(seaweed: SeaweedFS) -> Iterator[AgentServer]:
+    """The task's agent, serving AppA's real STS session credentials."""
+    with AgentServer(lambda: seaweed.assume_role("AppA")) as server:
+        yield server
+
+
+@pytest.fixture
+def provider(app_a: AgentServer) -> Iterator[taskcreds.CredentialProvider]:
+    with taskcreds.CredentialProvider(app_a.environment()) as provider:
+        yield provider
 
 
 def full_uri_environ(url: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ import hashlib
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,24 +19,10 @@ import pytest
 
 import taskcreds
 from taskcreds import AccessDeniedError, ConfigError, KeyOutsidePrefixError, ObjectExistsError
-from taskcreds.local import AgentServer
 from taskcreds.upload import FailedFile, FileEvent, Uploader, UploadResult, _directory
 from taskcreds_demo.seaweed import SeaweedFS
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def app_a(seaweed: SeaweedFS) -> Iterator[AgentServer]:
-    """The task's agent, serving AppA's real STS session credentials."""
-    with AgentServer(lambda: seaweed.assume_role("AppA")) as server:
-        yield server
-
-
-@pytest.fixture
-def provider(app_a: AgentServer) -> Iterator[taskcreds.CredentialProvider]:
-    with taskcreds.CredentialProvider(app_a.environment()) as provider:
-        yield provider
 
 
 def uploader_for(

@@ -5,7 +5,6 @@ its errors. Every other upload test runs through it too (it is the default for s
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,23 +12,10 @@ import pytest
 import taskcreds
 from taskcreds import AccessDeniedError, ConfigError
 from taskcreds.errors import EndpointUnreachableError
-from taskcreds.local import AgentServer
 from taskcreds.upload import Uploader
 from taskcreds_demo.seaweed import SeaweedFS
 
 from .test_upload import uploader_for
-
-
-@pytest.fixture
-def app_a(seaweed: SeaweedFS) -> Iterator[AgentServer]:
-    with AgentServer(lambda: seaweed.assume_role("AppA")) as server:
-        yield server
-
-
-@pytest.fixture
-def provider(app_a: AgentServer) -> Iterator[taskcreds.CredentialProvider]:
-    with taskcreds.CredentialProvider(app_a.environment()) as provider:
-        yield provider
 
 
 def no_botocore_put(uploader: Uploader) -> None:
