@@ -157,6 +157,8 @@ class _Handler(socketserver.BaseRequestHandler):
     _peer: Peer
     _client_name: str
     _client_address: str
+    #: The address the client connected to (the Host check's "own address"); "" on a Unix socket.
+    _local_address: str
 
     @property
     def broker(self) -> Broker:
@@ -172,11 +174,13 @@ class _Handler(socketserver.BaseRequestHandler):
         if broker.unix_socket is not None:
             self._peer = unix_peer(connection)
             self._client_address = "unix"
+            self._local_address = ""
         else:
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             host, port = self.client_address[:2]
             server: tuple[Any, ...] = tuple(connection.getsockname())
             local = (str(server[0]), int(server[1]))
+            self._local_address = local[0]
             self._peer = broker._peers.find((str(host), int(port)), local)
             self._client_address = f"{host}:{port}"
         if self._peer.pid is not None:
@@ -211,7 +215,7 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def _respond(self, request: Request) -> bool:
         """Answer one request; False when the connection must end after it."""
-        reply, credentials, waited, close = self.broker._reply_to(request, self._local_address())
+        reply, credentials, waited, close = self.broker._reply_to(request, self._local_address)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s: %s %s -> %d",
@@ -240,12 +244,6 @@ class _Handler(socketserver.BaseRequestHandler):
             logger.debug("%s: answer cut short: %s", self._client_name, exc)
             return False
         return not close
-
-    def _local_address(self) -> str:
-        try:
-            return str(self.request.getsockname()[0])
-        except (OSError, IndexError, TypeError):
-            return ""
 
 
 class _TCPServer(LoopbackHTTPServer):
