@@ -86,6 +86,7 @@ class Clients:
         self._clients: dict[bool, S3Client] = {}
         self._managers: dict[bool, TransferManager] = {}
         self._crt: CrtPut | None = None
+        self._on_expired: RefreshOnExpired | None = None
         #: The CRT is used for credentials of a taskcreds provider only (a caller's session
         #: signs through botocore), and only when awscrt can be imported.
         self._crt_wanted = settings.engine == "auto" and session is None
@@ -137,6 +138,7 @@ class Clients:
                         region=client.meta.region_name or "us-east-1",
                         provider=self._provider,
                         max_attempts=settings.max_attempts,
+                        refresh=self._expired_refresh().force,
                         ca_bundle=settings.environ.get("AWS_CA_BUNDLE"),
                     )
                 except (RuntimeError, ValueError, TypeError) as exc:  # awscrt refused: botocore
@@ -186,10 +188,17 @@ class Clients:
         )
         self._ledger.register(client.meta.events)
         if self._refresh:
-            RefreshOnExpired(self._provider()).register(client.meta.events)
+            self._expired_refresh().register(client.meta.events)
         if not overwrite:
             NoOverwrite(sleep=self._sleep).register(client.meta.events)
         return client
+
+    def _expired_refresh(self) -> RefreshOnExpired:
+        """The one forced-refresh policy of every client and the CRT (made on first use: the
+        default provider is resolved only then). Called with :attr:`_lock` held or from it."""
+        if self._on_expired is None:
+            self._on_expired = RefreshOnExpired(self._provider())
+        return self._on_expired
 
     def _boto_session(self) -> boto3.Session:
         if self._session is not None:

@@ -45,6 +45,7 @@ from taskcreds.upload._errors import classify
 __all__ = [
     "REDIRECT_CODES",
     "CrtPut",
+    "Sent",
     "UploadTransportError",
     "crt_available",
     "headers_are_sendable",
@@ -75,6 +76,14 @@ SUPPORTED_ARGS = frozenset({*_HEADER_OF, "Metadata", "ChecksumAlgorithm"})
 REDIRECT_CODES = frozenset(
     {"PermanentRedirect", "TemporaryRedirect", "AuthorizationHeaderMalformed", "301", "307"}
 )
+
+
+#: The CRT's errors for an answer it retried and gave up on: S3's code and status.
+_RETRIED_OUT = {
+    "AWS_ERROR_S3_INTERNAL_ERROR": ("InternalError", 500),
+    "AWS_ERROR_S3_SLOW_DOWN": ("SlowDown", 503),
+    "AWS_ERROR_S3_REQUEST_TIMEOUT": ("RequestTimeout", 400),
+}
 
 
 def crt_available() -> bool:
@@ -113,6 +122,42 @@ class _Answer:
     error_body: bytes = b""
 
 
+@dataclass
+class Sent:
+    """One request in flight: its answer once ``answer.done`` is set."""
+
+    operation: str
+    #: Seconds after which a request that has not ended (retries included) is cancelled.
+    deadline: float
+    answer: _Answer = field(default_factory=_Answer)
+    request: Any = None
+
+    def cancel(self) -> None:
+        """Cancel the request and wait until the CRT has let go of it."""
+        self.request.cancel()
+        self.answer.done.wait()
+
+    def outcome(self) -> dict[str, Any]:
+        """Wait for the answer (cancelling at the deadline): its headers parsed as botocore
+        would, or botocore's ``ClientError`` / :class:`UploadTransportError`."""
+        if not self.answer.done.wait(self.deadline):
+            self.cancel()
+            raise UploadTransportError(
+                TimeoutError(f"no answer from S3 within {self.deadline:.0f} s")
+            )
+        return self.result()
+
+    def result(self) -> dict[str, Any]:
+        """The outcome of a request that has ended."""
+        answer = self.answer
+        if answer.error is None:
+            return _parsed(answer.headers)
+        error = _client_error(answer, self.operation) or _retried_out(answer, self.operation)
+        if error is None:
+            raise UploadTransportError(answer.error)
+        raise error
+
+
 class UploadTransportError(Exception):
     """The CRT gave up without an answer from S3 (after its retries): its error's name."""
 
@@ -137,6 +182,7 @@ class CrtPut:
         region: str,
         provider: Callable[[], CredentialProvider],
         max_attempts: int,
+        refresh: Callable[[str | None], bool],
         ca_bundle: str | None = None,
     ) -> None:
         parts = urlsplit(endpoint_url)
@@ -146,6 +192,9 @@ class CrtPut:
         self._path_style = path_style
         self._region = region
         self._provider = provider
+        #: Replaces a set S3 called expired (given its code); whether to send again. Shared
+        #: with the uploader's botocore clients: many refusals at once cost the agent one fetch.
+        self.refresh = refresh
         self._lock = threading.Lock()
         self._signing_cache: tuple[str, Any] | None = None
         self._client = self._new_client(max(max_attempts - 1, _MIN_CRT_RETRIES), ca_bundle)
@@ -193,36 +242,53 @@ class CrtPut:
         try:
             return self._put_once(bucket, key, body, headers)
         except ClientError as exc:
-            if classify(error_code_and_message(exc)[0]) != "expired":
+            if not self.refreshed_after(exc):
                 raise
-        self._provider().refresh()  # single flight; its failure is the caller's error
         return self._put_once(bucket, key, body, headers)
+
+    def refreshed_after(self, error: ClientError) -> bool:
+        """Whether ``error`` called the credentials expired and a fresh set is now in place
+        (the request should be sent again, once)."""
+        code = error_code_and_message(error)[0]
+        return classify(code) == "expired" and self.refresh(code)
 
     def _put_once(
         self, bucket: str, key: str, body: bytes, headers: list[tuple[str, str]]
     ) -> dict[str, Any]:
-        answer = self._send(bucket, key, body, headers)
-        if answer.error is None:
-            return _parsed(answer.headers)
-        error = _client_error(answer)
-        if error is None:
-            raise UploadTransportError(answer.error)
-        raise error
+        request = self.submit(
+            bucket, key, "", io.BytesIO(body), headers, operation="PutObject", length=len(body)
+        )
+        return request.outcome()
 
-    def _send(self, bucket: str, key: str, body: bytes, headers: list[tuple[str, str]]) -> _Answer:
+    def submit(
+        self,
+        bucket: str,
+        key: str,
+        query: str,
+        body: Any,
+        headers: list[tuple[str, str]],
+        *,
+        operation: str,
+        length: int,
+        on_done: Callable[[], None] | None = None,
+    ) -> Sent:
+        """Start one PUT of ``body`` (a binary stream of ``length`` bytes) to ``key`` (with
+        ``query``), signed with the provider's current set: the request in flight. ``on_done``
+        is called, in a CRT thread, when it has ended."""
         from awscrt.http import HttpHeaders, HttpRequest  # type: ignore[import-untyped]
         from awscrt.s3 import S3RequestType
 
         host, path = self._where(bucket, key)
         all_headers = HttpHeaders([("Host", host), *headers])
-        request = HttpRequest("PUT", path, all_headers, io.BytesIO(body))
-        answer = _Answer()
+        request = HttpRequest("PUT", path + query, all_headers, body)
+        sent = Sent(operation=operation, deadline=_deadline(length))
+        answer = sent.answer
 
         def on_headers(status_code: int, headers: list[tuple[str, str]], **kwargs: Any) -> None:
             answer.status = status_code
             answer.headers = {name.lower(): value for name, value in headers}
 
-        def on_done(
+        def on_finished(
             error: BaseException | None = None,
             error_body: bytes | None = None,
             error_headers: list[tuple[str, str]] | None = None,
@@ -236,20 +302,19 @@ class CrtPut:
             if error_headers is not None:
                 answer.headers = {name.lower(): value for name, value in error_headers}
             answer.done.set()
+            if on_done is not None:
+                on_done()
 
-        in_flight = self._client.make_request(
-            type=S3RequestType.PUT_OBJECT,
+        single = operation == "PutObject"
+        sent.request = self._client.make_request(
+            type=S3RequestType.PUT_OBJECT if single else S3RequestType.DEFAULT,
+            operation_name=None if single else operation,
             request=request,
             signing_config=self._signing(),
             on_headers=on_headers,
-            on_done=on_done,
+            on_done=on_finished,
         )
-        deadline = _DEADLINE_SECONDS + len(body) / _DEADLINE_BYTES_PER_SECOND
-        if not answer.done.wait(deadline):
-            in_flight.cancel()
-            answer.done.wait()
-            raise UploadTransportError(TimeoutError(f"no answer from S3 within {deadline:.0f} s"))
-        return answer
+        return sent
 
     def _where(self, bucket: str, key: str) -> tuple[str, str]:
         quoted = quote(key, safe="/~")
@@ -297,6 +362,10 @@ class CrtPut:
         )
 
 
+def _deadline(length: int) -> float:
+    return _DEADLINE_SECONDS + length / _DEADLINE_BYTES_PER_SECOND
+
+
 def is_redirect(error: BaseException) -> bool:
     """Whether S3 answered that the bucket is elsewhere (another region)."""
     return isinstance(error, ClientError) and error_code_and_message(error)[0] in REDIRECT_CODES
@@ -328,7 +397,7 @@ def _parsed(headers: Mapping[str, str]) -> dict[str, Any]:
     return parsed
 
 
-def _client_error(answer: _Answer) -> ClientError | None:
+def _client_error(answer: _Answer, operation: str = "PutObject") -> ClientError | None:
     """botocore's ClientError for an error answer (None when there was no answer)."""
     status = answer.status
     if status is None or status < 300:
@@ -338,7 +407,24 @@ def _client_error(answer: _Answer) -> ClientError | None:
         "Error": {"Code": code or str(status), "Message": message or ""},
         "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": dict(answer.headers)},
     }
-    return ClientError(response, "PutObject")
+    return ClientError(response, operation)
+
+
+def _retried_out(answer: _Answer, operation: str) -> ClientError | None:
+    """The ClientError of an answer the CRT retried until it gave up: it then reports its own
+    error for the last one (``AWS_ERROR_S3_INTERNAL_ERROR``...), without S3's status or body."""
+    name = str(getattr(answer.error, "name", ""))
+    if name not in _RETRIED_OUT:
+        return None
+    code, status = _RETRIED_OUT[name]
+    response: Any = {
+        "Error": {
+            "Code": code,
+            "Message": f"S3 answered {status} {code} to every attempt (the CRT reported {name})",
+        },
+        "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}},
+    }
+    return ClientError(response, operation)
 
 
 def _error_fields(body: bytes) -> tuple[str | None, str | None]:

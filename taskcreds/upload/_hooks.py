@@ -187,21 +187,27 @@ class RefreshOnExpired:
         if classify(code) != "expired" or context.get(_CONTEXT_REFRESHED):
             return None
         context[_CONTEXT_REFRESHED] = True
+        return 0.0 if self.force(code) else None  # retry now: signed again with the new set
+
+    def force(self, code: str | None) -> bool:
+        """Refresh because S3 called the credentials expired (``code``); whether a retry now
+        would be signed with a set that is valid. Shared by every client and the CRT engine of
+        one uploader."""
         # Held across the refresh: parts rejected meanwhile wait for the new set, then retry.
         with self._lock:
             now = time.monotonic()
             if now - self._last_forced < self.COOLDOWN_SECONDS:
-                return 0.0  # a refresh was just forced: retry once with the set it installed
+                return True  # a refresh was just forced: retry once with the set it installed
             self._last_forced = now
             try:
                 fresh = self._provider.refresh()
             except TaskCredsError as exc:
                 logger.warning("S3 said %s and refreshing credentials failed: %s", code, exc)
-                return None
+                return False
         if fresh.expiration <= datetime.now(timezone.utc):
-            return None
+            return False
         logger.info("S3 said %s; refreshed credentials and retrying the request", code)
-        return 0.0  # retry now: the request is signed again with the new set
+        return True
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ follows a failure (the lost-answer check of a no-overwrite write, the multipart 
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any
@@ -12,8 +14,10 @@ from botocore.exceptions import ClientError
 from s3transfer.subscribers import BaseSubscriber
 
 from taskcreds.errors import TaskCredsError
+from taskcreds.upload import _crt_multipart
 from taskcreds.upload._confirm import own_write_after_lost_answer
 from taskcreds.upload._crt import headers_are_sendable, is_redirect
+from taskcreds.upload._crt_multipart import PartSource
 from taskcreds.upload.options import Progress
 from taskcreds.upload.results import UploadResult, result_from
 
@@ -42,9 +46,15 @@ def send_locked(
             )
             counter.add(size)
         else:
-            uploader._clients.manager(overwrite=overwrite).upload(
-                source, uploader.bucket, key, extra_args, [counter]
-            ).result()
+            _put_in_parts(
+                uploader,
+                source,
+                key,
+                size,
+                overwrite=overwrite,
+                extra_args=extra_args,
+                counter=counter,
+            )
             response = uploader._ledger.take_response(key)
     except Exception as exc:
         own = None
@@ -122,6 +132,55 @@ def _put_small(
         with open(source, "rb") as body:
             return client.put_object(Bucket=uploader.bucket, Key=key, Body=body, **extra_args)
     return client.put_object(Bucket=uploader.bucket, Key=key, Body=source, **extra_args)
+
+
+def _put_in_parts(
+    uploader: Uploader,
+    source: str | IO[bytes],
+    key: str,
+    size: int | None,
+    *,
+    overwrite: bool,
+    extra_args: dict[str, Any],
+    counter: ByteCounter,
+) -> None:
+    """A multipart upload: its parts through the CRT where the uploader uses it and the size is
+    known (a file, or bytes in memory), else s3transfer (streams, read one part at a time)."""
+    engine = uploader._clients.crt()
+    if engine is not None and size is not None:
+        with _part_source(source, size) as parts:
+            if parts is not None:
+                _crt_multipart.upload(
+                    engine,
+                    uploader._client(overwrite=overwrite),
+                    bucket=uploader.bucket,
+                    key=key,
+                    source=parts,
+                    part_size=uploader._part_size,
+                    concurrency=uploader._max_concurrency,
+                    extra_args=extra_args,
+                    progress=counter.add,
+                )
+                return
+    uploader._clients.manager(overwrite=overwrite).upload(
+        source, uploader.bucket, key, extra_args, [counter]
+    ).result()
+
+
+@contextlib.contextmanager
+def _part_source(source: str | IO[bytes], size: int) -> Iterator[PartSource | None]:
+    """The parts of a file or of bytes in memory; None for any other stream."""
+    if isinstance(source, str):
+        descriptor = os.open(source, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            yield PartSource.of_file(descriptor, size)
+        finally:
+            os.close(descriptor)
+    elif isinstance(source, io.BytesIO) and source.tell() == 0:
+        with source.getbuffer() as view:
+            yield PartSource.of_buffer(view[:size])
+    else:
+        yield None
 
 
 def _read_at_most(source: str | IO[bytes], size: int) -> bytes | None:

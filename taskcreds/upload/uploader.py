@@ -126,6 +126,7 @@ class Uploader:
         self.region_name, self.region_source = region_from_environment(region_name, environ)
         self._provider = provider
         self._multipart_threshold = multipart_threshold
+        self._part_size = part_size
         self._max_concurrency = max_concurrency
         #: Small bodies sent through the CRT are read whole: bounded like multipart parts.
         self._small_bodies = ByteBudget(part_size * max_concurrency)
