@@ -1,13 +1,19 @@
-"""The CRT engine's parts that need no server (taskcreds/upload/_crt.py): which arguments it
-takes, the headers it sends, the answers it reads and where it sends a request."""
+"""The CRT engine's parts that need no server (taskcreds/upload/_crt.py, _crt_multipart.py):
+which arguments it takes, the headers it sends, the answers it reads, where it sends a request,
+and how a multipart upload's parts are cut and read."""
 
 from __future__ import annotations
+
+import os
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from taskcreds.upload import _crt
+from taskcreds.upload import _crt, _crt_multipart
 from taskcreds.upload._errors import translate
+
+MiB = 1024 * 1024
 
 
 @pytest.mark.parametrize(
@@ -76,6 +82,20 @@ def test_an_error_answer_without_xml_keeps_its_status(body: bytes) -> None:
     assert error.response["Error"]["Code"] == "503"
 
 
+def test_an_answer_the_crt_retried_out_is_the_client_error_of_s3s_code() -> None:
+    class CrtError(Exception):
+        name = "AWS_ERROR_S3_SLOW_DOWN"
+
+    sent = _crt.Sent(operation="UploadPart", deadline=1.0)
+    sent.answer.error = CrtError()
+    sent.answer.done.set()
+    with pytest.raises(ClientError) as raised:
+        sent.result()
+    assert raised.value.response["Error"]["Code"] == "SlowDown"
+    assert raised.value.operation_name == "UploadPart"
+    assert translate(raised.value, bucket="b", key="k").__class__.__name__ == "UploadError"
+
+
 def test_no_answer_is_no_client_error() -> None:
     assert _crt._client_error(_crt._Answer(status=None)) is None
 
@@ -111,3 +131,54 @@ def test_a_byte_budget_holds_at_most_its_limit_but_never_blocks_a_lone_holder() 
         assert not entered.wait(0.2)  # 6 + 6 > 10: it waits for the first to finish
     assert entered.wait(5)
     waiter.join(5)
+
+
+def test_a_part_window_reads_its_bytes_only_and_again_after_a_seek(tmp_path: Any) -> None:
+    data = bytes(range(256)) * 40
+    path = tmp_path / "source.bin"
+    path.write_bytes(data)
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        for source in (
+            _crt_multipart.PartSource.of_file(descriptor, len(data)),
+            _crt_multipart.PartSource.of_buffer(memoryview(data)),
+        ):
+            window = source.window(1000, 3000)
+            assert window.read(10) == data[1000:1010]
+            assert window.read() == data[1010:4000]
+            assert window.read() == b""
+            window.seek(0)
+            into = bytearray(5000)
+            assert window.readinto(into) == 3000
+            assert bytes(into[:3000]) == data[1000:4000]
+            assert window.seek(-100, os.SEEK_END) == 2900
+            assert window.tell() == 2900
+    finally:
+        os.close(descriptor)
+
+
+def test_a_part_window_past_the_end_of_a_shrunk_file_is_an_error(tmp_path: Any) -> None:
+    path = tmp_path / "shrunk.bin"
+    path.write_bytes(b"x" * 100)
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        window = _crt_multipart.PartSource.of_file(descriptor, 1000).window(500, 500)
+        with pytest.raises(OSError, match="shrank"):
+            window.read()
+    finally:
+        os.close(descriptor)
+
+
+@pytest.mark.parametrize(
+    ("size", "part_size", "expected"),
+    [
+        (100 * MiB, 8 * MiB, 8 * MiB),
+        (10_000 * 8 * MiB, 8 * MiB, 8 * MiB),
+        (10_000 * 8 * MiB + 1, 8 * MiB, 16 * MiB),
+        (5 * 1024**4, 8 * MiB, 1024 * MiB),
+    ],
+)
+def test_the_part_size_grows_to_fit_10000_parts(size: int, part_size: int, expected: int) -> None:
+    chosen = _crt_multipart.part_size_for(size, part_size)
+    assert chosen == expected
+    assert -(-size // chosen) <= _crt_multipart.MAX_PARTS
