@@ -81,6 +81,11 @@ COMMANDS: tuple[Command, ...] = (
         "print the credentials for a shell, credential_process or a program (secrets!)",
     ),
     Command(
+        "health",
+        "taskcreds.cli.health",
+        "exit 0 while the credentials stay valid for a margin: a container health check",
+    ),
+    Command(
         "serve-local",
         "taskcreds.cli.serve_local",
         "run a local credentials endpoint that answers as the ECS agent does",

@@ -10,7 +10,7 @@ import argparse
 import math
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
 __all__ = [
@@ -18,6 +18,8 @@ __all__ = [
     "add_timeout",
     "allowed_host",
     "credentials_id",
+    "duration",
+    "format_short_duration",
     "http_status",
     "non_negative_float",
     "non_negative_int",
@@ -32,15 +34,19 @@ __all__ = [
 DEFAULT_TIMEOUT = 5.0
 _N = TypeVar("_N", int, float)
 _CREDENTIALS_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
+# ASCII digits only: \d would also take other scripts' digits, which int() reads but people don't.
+_DURATION = re.compile(r"([0-9]+)([smh]?)")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 
-def add_timeout(parser: argparse.ArgumentParser) -> None:
-    """``--timeout SECONDS``: the deadline of the whole fetch (``show``, ``doctor``, ``export``)."""
+def add_timeout(parser: argparse.ArgumentParser, *, default: float = DEFAULT_TIMEOUT) -> None:
+    """``--timeout SECONDS``: the deadline of the whole fetch (``show``, ``doctor``, ``export``,
+    ``health``). Every command shares the wording; ``health`` has a shorter default."""
     parser.add_argument(
         "--timeout",
         type=positive_seconds,
-        default=DEFAULT_TIMEOUT,
-        help=f"seconds for the whole fetch (default {DEFAULT_TIMEOUT:g})",
+        default=default,
+        help=f"seconds for the whole fetch (default {default:g})",
     )
 
 
@@ -53,6 +59,35 @@ def positive_seconds(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
     return value
+
+
+def duration(text: str) -> timedelta:
+    """A whole number of seconds, minutes or hours: ``90`` (seconds), ``30s``, ``5m``, ``1h``.
+
+    Zero is allowed (``0``, ``0m``). Anything else (a sign, a fraction, another unit, a space,
+    several parts such as ``1h30m``) is refused with a message that shows the accepted forms.
+    """
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r} (use a whole number of seconds, or one with a unit s, m "
+            "or h: 90, 30s, 5m, 1h)"
+        )
+    amount, unit = match.groups()
+    try:
+        return timedelta(seconds=int(amount) * _DURATION_UNITS[unit])
+    except (OverflowError, ValueError):  # ValueError: int() refuses over 4300 digits
+        raise argparse.ArgumentTypeError(f"duration too long: {text[:20]}…") from None
+
+
+def format_short_duration(delta: timedelta) -> str:
+    """A duration as :func:`duration` reads it, in the largest unit that keeps it whole:
+    ``5m``, ``90s``, ``1h``, ``0s``. Whole seconds (a fraction is dropped)."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _non_negative(text: str, convert: Callable[[str], _N], what: str, rule: str) -> _N:

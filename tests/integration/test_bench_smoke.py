@@ -65,7 +65,7 @@ def test_p2_endpoint_load() -> None:
 
 
 def test_p3_cold_show() -> None:
-    check_result(p3_show.measure(rounds=1), "P3", rows=2)
+    check_result(p3_show.measure(rounds=1), "P3", rows=3)
 
 
 def test_p4_upload_file(seaweed: SeaweedFS) -> None:

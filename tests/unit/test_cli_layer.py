@@ -38,7 +38,7 @@ def test_top_level_help_lists_the_table_and_the_exit_codes(
     assert exit_codes_help() in out
 
 
-@pytest.mark.parametrize("name", ["show", "policy", "audit"])
+@pytest.mark.parametrize("name", ["show", "health", "policy", "audit"])
 def test_every_command_help_renders_the_exit_codes(
     name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
