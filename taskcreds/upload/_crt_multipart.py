@@ -38,11 +38,20 @@ from taskcreds.upload._crt import CrtPut, Sent, UploadTransportError
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["PartSource", "upload"]
+__all__ = ["PartSource", "parts_in_flight", "upload"]
 
 #: S3's most parts in one upload, and its largest part.
 MAX_PARTS = 10_000
 MAX_PART_SIZE = 5 * 1024**3
+#: The CRT holds each part in flight whole in a buffer of its own (to send it again on a retry):
+#: parts in flight are bounded by bytes too, so that a 2 GiB upload stays within 150 MiB (P6).
+PART_BYTES_IN_FLIGHT = 64 * 1024 * 1024
+
+
+def parts_in_flight(part_size: int, max_concurrency: int) -> int:
+    """How many parts are sent at once: ``max_concurrency``, within
+    :data:`PART_BYTES_IN_FLIGHT` (one part at least, whatever its size)."""
+    return max(1, min(max_concurrency, PART_BYTES_IN_FLIGHT // part_size))
 
 
 class PartSource:

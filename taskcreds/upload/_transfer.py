@@ -157,7 +157,9 @@ def _put_in_parts(
                     key=key,
                     source=parts,
                     part_size=uploader._part_size,
-                    concurrency=uploader._max_concurrency,
+                    concurrency=_crt_multipart.parts_in_flight(
+                        uploader._part_size, uploader._max_concurrency
+                    ),
                     extra_args=extra_args,
                     progress=counter.add,
                 )
