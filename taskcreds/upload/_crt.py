@@ -48,6 +48,7 @@ __all__ = [
     "Sent",
     "UploadTransportError",
     "crt_available",
+    "header_list",
     "headers_are_sendable",
     "is_redirect",
 ]
@@ -115,7 +116,6 @@ def headers_are_sendable(extra_args: Mapping[str, Any]) -> bool:
 class _Answer:
     """What one request came back with."""
 
-    done: threading.Event = field(default_factory=threading.Event)
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     error: BaseException | None = None
@@ -124,23 +124,27 @@ class _Answer:
 
 @dataclass
 class Sent:
-    """One request in flight: its answer once ``answer.done`` is set."""
+    """One request in flight: its answer once it has ended (``done`` is set, for a request
+    whose caller waits on it)."""
 
     operation: str
     #: Seconds after which a request that has not ended (retries included) is cancelled.
     deadline: float
     answer: _Answer = field(default_factory=_Answer)
     request: Any = None
+    done: threading.Event | None = None
 
     def cancel(self) -> None:
         """Cancel the request and wait until the CRT has let go of it."""
         self.request.cancel()
-        self.answer.done.wait()
+        if self.done is not None:
+            self.done.wait()
 
     def outcome(self) -> dict[str, Any]:
         """Wait for the answer (cancelling at the deadline): its headers parsed as botocore
         would, or botocore's ``ClientError`` / :class:`UploadTransportError`."""
-        if not self.answer.done.wait(self.deadline):
+        assert self.done is not None, "outcome() of a request sent without waitable=True"
+        if not self.done.wait(self.deadline):
             self.cancel()
             raise UploadTransportError(
                 TimeoutError(f"no answer from S3 within {self.deadline:.0f} s")
@@ -238,7 +242,7 @@ class CrtPut:
         (``ETag``, ``VersionId``, ``Checksum<ALG>``). Raises botocore's ``ClientError`` for an
         error answer and :class:`UploadTransportError` when S3 never answered."""
         algorithm = str(extra_args["ChecksumAlgorithm"])
-        headers = _headers(extra_args, algorithm, body_checksum(body, algorithm), len(body))
+        headers = header_list(extra_args, algorithm, body_checksum(body, algorithm), len(body))
         try:
             return self._put_once(bucket, key, body, headers)
         except ClientError as exc:
@@ -271,17 +275,24 @@ class CrtPut:
         operation: str,
         length: int,
         on_done: Callable[[], None] | None = None,
+        waitable: bool = True,
     ) -> Sent:
         """Start one PUT of ``body`` (a binary stream of ``length`` bytes) to ``key`` (with
         ``query``), signed with the provider's current set: the request in flight. ``on_done``
-        is called, in a CRT thread, when it has ended."""
+        is called, in a CRT thread, when it has ended; a request that is not ``waitable`` has
+        no event to wait on (its caller learns that it ended from ``on_done`` alone)."""
         from awscrt.http import HttpHeaders, HttpRequest  # type: ignore[import-untyped]
         from awscrt.s3 import S3RequestType
 
         host, path = self._where(bucket, key)
         all_headers = HttpHeaders([("Host", host), *headers])
         request = HttpRequest("PUT", path + query, all_headers, body)
-        sent = Sent(operation=operation, deadline=_deadline(length))
+        sent = Sent(
+            operation=operation,
+            deadline=_deadline(length),
+            done=threading.Event() if waitable else None,
+        )
+        done = sent.done
         answer = sent.answer
 
         def on_headers(status_code: int, headers: list[tuple[str, str]], **kwargs: Any) -> None:
@@ -301,7 +312,8 @@ class CrtPut:
                 answer.status = status_code
             if error_headers is not None:
                 answer.headers = {name.lower(): value for name, value in error_headers}
-            answer.done.set()
+            if done is not None:
+                done.set()
             if on_done is not None:
                 on_done()
 
@@ -371,7 +383,7 @@ def is_redirect(error: BaseException) -> bool:
     return isinstance(error, ClientError) and error_code_and_message(error)[0] in REDIRECT_CODES
 
 
-def _headers(
+def header_list(
     extra_args: Mapping[str, Any], algorithm: str, checksum: str | None, length: int
 ) -> list[tuple[str, str]]:
     headers = [("Content-Length", str(length))]

@@ -7,15 +7,16 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import queue
 import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from taskcreds.errors import AccessDeniedError, TaskCredsError, UploadError
-from taskcreds.upload import keys
+from taskcreds.upload import _crt_batch, keys
 from taskcreds.upload._multipart import AWS_ERRORS
 from taskcreds.upload._tree import SymlinkOnTheWay, Tree
 from taskcreds.upload.options import SHA256_METADATA, MiB, UploadOptions
@@ -282,47 +283,138 @@ class _Run:
         *,
         keep_going: bool,
     ) -> None:
-        def one(item: Listed) -> tuple[UploadResult | FailedFile, bool]:
-            return self.upload_one(tree, item, digests, options)
-
-        outcomes: list[UploadResult | FailedFile | None] = [None] * len(todo)
-
-        def settle(index: int, outcome: UploadResult | FailedFile) -> None:
-            outcomes[index] = outcome
-            item = todo[index]
-            if isinstance(outcome, UploadResult):
-                self.emit("uploaded", str(item.path), item.key, outcome)
-            else:
-                self.emit("failed", outcome.path, outcome.key, outcome)
-
+        uploads = _Uploads(self, tree, todo, digests, options)
         start = 0
         if not keep_going and todo:
             # The first file alone: if the role may not write here at all, that is one refusal
             # and not one per file.
-            first, every_file = one(todo[0])
-            settle(0, first)
+            first, every_file = self.upload_one(tree, todo[0], digests, options)
+            uploads.settle(0, first)
             start = 1
             if every_file:
                 self.result.not_attempted.extend(item.key for item in todo[1:])
-                todo = todo[:1]
-        # Files are uploaded a few at a time; each one's parts share the transfer manager's pool.
-        # Outcomes are reported as they come, and kept in the order of the paths.
-        pool = ThreadPoolExecutor(self.uploader._file_workers(options))
-        try:
-            futures: dict[Future[tuple[UploadResult | FailedFile, bool]], int] = {
-                pool.submit(one, todo[index]): index for index in range(start, len(todo))
-            }
-            for future in as_completed(futures):
-                settle(futures[future], future.result()[0])
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: start no further file
-            raise
-        pool.shutdown(wait=True)
-        for outcome in outcomes:
+                start = len(todo)
+        uploads.run(start)
+        for outcome in uploads.outcomes:
             if isinstance(outcome, UploadResult):
                 self.result.uploaded.append(outcome)
             elif outcome is not None:
                 self.result.failed.append(outcome)
+
+    def small_files(
+        self,
+        tree: Tree,
+        digests: Mapping[str, str],
+        options: UploadOptions,
+        settle: _crt_batch.Settle,
+        ended: queue.SimpleQueue[Any],
+    ) -> _crt_batch.SmallFiles | None:
+        """The CRT lane for small files, where the uploader uses the CRT for them (overwriting
+        writes with a taskcreds provider), else None."""
+        if not options.overwrite:
+            return None
+        engine = self.uploader._clients.crt()
+        if engine is None:
+            return None
+        return _crt_batch.SmallFiles(
+            self.uploader,
+            engine,
+            tree=tree,
+            open_listed=self.open_listed,
+            digests=digests,
+            options=options,
+            settle=settle,
+            ended=ended,
+        )
+
+
+class _Uploads:
+    """The files of one ``upload_dir`` after the first: small ones through the CRT from this
+    thread (:mod:`._crt_batch`), the others a few at a time by a pool (each one's parts share
+    the transfer's concurrency). Both report to one queue, so outcomes are settled in the
+    caller's thread as they come, and kept in the order of the paths."""
+
+    def __init__(
+        self,
+        run: _Run,
+        tree: Tree,
+        todo: list[Listed],
+        digests: Mapping[str, str],
+        options: UploadOptions,
+    ) -> None:
+        self._run = run
+        self._tree = tree
+        self._todo = todo
+        self._digests = digests
+        self._options = options
+        self.outcomes: list[UploadResult | FailedFile | None] = [None] * len(todo)
+        #: (index, future) from the pool; (lane, file) from the CRT lane.
+        self._ended: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._pool_busy = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._lane = run.small_files(tree, digests, options, self._settle_lane, self._ended)
+
+    def settle(self, index: int, outcome: UploadResult | FailedFile) -> None:
+        self.outcomes[index] = outcome
+        item = self._todo[index]
+        if isinstance(outcome, UploadResult):
+            self._run.emit("uploaded", str(item.path), item.key, outcome)
+        else:
+            self._run.emit("failed", outcome.path, outcome.key, outcome)
+
+    def run(self, start: int) -> None:
+        lane = self._lane
+        try:
+            for index in range(start, len(self._todo)):
+                item = self._todo[index]
+                if lane is not None and lane.fits(item):
+                    while lane.busy:
+                        self._handle_next()
+                    if lane.send(index, item):
+                        continue
+                self._to_pool(index)
+            while self._pool_busy or (lane is not None and lane.in_flight):
+                self._handle_next()
+        except BaseException:
+            if lane is not None:
+                lane.cancel_all()
+            if self._pool is not None:  # Ctrl-C: start no further file
+                self._pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def _to_pool(self, index: int) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._run.uploader._max_concurrency)
+        self._pool_busy += 1
+        future = self._pool.submit(
+            self._run.upload_one, self._tree, self._todo[index], self._digests, self._options
+        )
+        future.add_done_callback(lambda done: self._ended.put((index, done)))
+
+    def _settle_lane(self, index: int, outcome: UploadResult | FailedFile | None) -> None:
+        if outcome is None:  # not the lane's to send after all
+            self._to_pool(index)
+        else:
+            self.settle(index, outcome)
+
+    def _handle_next(self) -> None:
+        lane = self._lane
+        waiting = lane is not None and lane.in_flight
+        try:
+            entry = self._ended.get(timeout=_crt_batch.DEADLINE_SCAN if waiting else None)
+        except queue.Empty:
+            entry = None
+        if lane is not None:
+            lane.cancel_overdue()
+        if entry is None:
+            return
+        if isinstance(entry[0], int):
+            self._pool_busy -= 1
+            self.settle(entry[0], entry[1].result()[0])
+        else:
+            entry[0].settle_ended(entry[1])
 
 
 def _sha256(handle: IO[bytes]) -> str:

@@ -201,14 +201,14 @@ class ByteBudget:
     may always go ahead alone, whatever its size)."""
 
     def __init__(self, limit: int) -> None:
-        self._limit = limit
+        self.limit = limit
         self._used = 0
         self._changed = threading.Condition()
 
     @contextlib.contextmanager
     def hold(self, count: int) -> Iterator[None]:
         with self._changed:
-            while self._used and self._used + count > self._limit:
+            while self._used and self._used + count > self.limit:
                 self._changed.wait()
             self._used += count
         try:

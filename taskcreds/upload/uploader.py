@@ -36,7 +36,6 @@ from taskcreds.errors import ConfigError, UploadError
 from taskcreds.provider import CredentialProvider
 from taskcreds.upload import _directory, _multipart, keys
 from taskcreds.upload._clients import Clients, ClientSettings
-from taskcreds.upload._crt import headers_are_sendable
 from taskcreds.upload._errors import translate
 from taskcreds.upload._hooks import Ledger
 from taskcreds.upload._transfer import ByteBudget, ByteCounter, send_locked
@@ -70,8 +69,6 @@ if TYPE_CHECKING:
 __all__ = ["CHECKSUM_ALGORITHMS", "Uploader"]
 
 OnFile = _directory.OnFile
-#: Files ``upload_dir`` sends at once when small ones go through the CRT.
-CRT_FILE_WORKERS = 64
 
 
 class Uploader:
@@ -330,18 +327,6 @@ class Uploader:
 
     def _client(self, *, overwrite: bool) -> S3Client:
         return self._clients.client(overwrite=overwrite)
-
-    def _file_workers(self, options: UploadOptions) -> int:
-        """How many files ``upload_dir`` sends at once: ``max_concurrency``, or where its small
-        files go through the CRT (an overwriting write of options it carries),
-        :data:`CRT_FILE_WORKERS`, their bodies bounded by :attr:`_small_bodies`. Files that go
-        through s3transfer share its ``max_concurrency`` requests whatever the number."""
-        crt_carries = options.overwrite and headers_are_sendable(
-            options.extra_args(self.checksum_algorithm)
-        )
-        if crt_carries and self._clients.crt() is not None:
-            return max(self._max_concurrency, CRT_FILE_WORKERS)
-        return self._max_concurrency
 
     def _backoff(self, seconds: float) -> None:
         self._sleep(seconds)  # looked up at each call: tests replace it

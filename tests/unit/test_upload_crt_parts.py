@@ -40,7 +40,7 @@ def test_headers_carry_every_option_and_the_checksum() -> None:
         "ServerSideEncryption": "aws:kms",
         "SSEKMSKeyId": "alias/app",
     }
-    headers = dict(_crt._headers(extra, "CRC32C", "AAAAAA==", 5))
+    headers = dict(_crt.header_list(extra, "CRC32C", "AAAAAA==", 5))
     assert headers == {
         "Content-Length": "5",
         "Content-Type": "text/csv",
@@ -88,7 +88,6 @@ def test_an_answer_the_crt_retried_out_is_the_client_error_of_s3s_code() -> None
 
     sent = _crt.Sent(operation="UploadPart", deadline=1.0)
     sent.answer.error = CrtError()
-    sent.answer.done.set()
     with pytest.raises(ClientError) as raised:
         sent.result()
     assert raised.value.response["Error"]["Code"] == "SlowDown"
