@@ -4,8 +4,9 @@ A thread per file costs more than the file: with 64 threads waiting on 64 reques
 its time switching between them and waking them (benchmark P5). Here the caller's thread reads
 each file (through the descriptor :meth:`_Run.open_listed` checked against the listing), starts
 its PutObject on the CRT and goes on to the next one; the CRT's threads only put each ended
-request in a queue, which the same thread empties. Up to :data:`IN_FLIGHT` requests are in
-flight, their bodies within the uploader's byte budget.
+request in a queue, which the same thread empties. Up to :data:`IN_FLIGHT` requests (or the
+uploader's ``max_concurrency``, if it is more) are in flight, their bodies within the uploader's
+byte budget.
 
 Each file is what ``upload_one`` would have sent: the same options, the SHA-256 in its metadata,
 its checksum in the signed header, an expired set refreshed once and the request sent again,
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = ["IN_FLIGHT", "SmallFiles"]
 
-#: Requests in flight at once.
+#: Requests in flight at once, at least: an 8 KiB PutObject is nearly all waiting.
 IN_FLIGHT = 64
 #: How often (seconds) the requests in flight are checked against their deadlines.
 DEADLINE_SCAN = 1.0
@@ -102,6 +103,7 @@ class SmallFiles:
         self._bytes = 0
         self._next_scan = 0.0
         self._byte_limit = uploader._small_bodies.limit
+        self._most_in_flight = max(IN_FLIGHT, uploader._max_concurrency)
 
     def fits(self, item: Listed) -> bool:
         """Whether ``item`` is small enough for this lane (one PutObject)."""
@@ -110,7 +112,7 @@ class SmallFiles:
     @property
     def busy(self) -> bool:
         """Whether another file must wait for one in flight to end."""
-        return len(self._in_flight) >= IN_FLIGHT or (
+        return len(self._in_flight) >= self._most_in_flight or (
             bool(self._in_flight) and self._bytes >= self._byte_limit
         )
 

@@ -292,6 +292,17 @@ def test_upload_dir_keeps_going_after_a_later_refusal(
             return original(source, key, *args, **kwargs)
 
         uploader._transfer = refuse_b  # type: ignore[method-assign]
+        # Small files after the first go through the CRT from upload_dir's thread: refused
+        # there too.
+        engine = uploader._clients.crt()
+        assert engine is not None
+        original_submit = engine.submit
+
+        def refuse_b_on_the_crt(bucket: str, key: str, *args: Any, **kwargs: Any) -> Any:
+            refuse_b(None, key)
+            return original_submit(bucket, key, *args, **kwargs)
+
+        engine.submit = refuse_b_on_the_crt  # type: ignore[method-assign]
         result = uploader.upload_dir(root, keep_going=False)
     assert [r.path for r in result.uploaded] == [str(root / "a.txt"), str(root / "c.txt")]
     assert [f.path for f in result.failed] == [str(root / "b.txt")]
