@@ -465,12 +465,16 @@ def test_directory_lines_are_printed_as_each_file_is_done(
     original = CrtPut.submit
 
     def spy(self: CrtPut, bucket: str, key: str, *args: Any, **kwargs: Any) -> Any:
-        on_done = kwargs["on_done"]
-        if key.endswith(names[-1]):
+        on_done = kwargs.get("on_done")
+        if key.endswith(names[-1]) and on_done is not None:
 
-            def held() -> None:
+            def report_when_the_earlier_lines_are_out() -> None:
                 streamed.append(earlier_lines_out.wait(30))
                 on_done()
+
+            def held() -> None:
+                # Not in the CRT's thread, which must go on to end the other requests.
+                threading.Thread(target=report_when_the_earlier_lines_are_out).start()
 
             kwargs["on_done"] = held
         return original(self, bucket, key, *args, **kwargs)

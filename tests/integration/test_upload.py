@@ -299,7 +299,8 @@ def test_upload_dir_keeps_going_after_a_later_refusal(
         original_submit = engine.submit
 
         def refuse_b_on_the_crt(bucket: str, key: str, *args: Any, **kwargs: Any) -> Any:
-            refuse_b(None, key)
+            if key.endswith("/b.txt"):
+                raise AccessDeniedError("refused", bucket="app-a", key=key, action="s3:PutObject")
             return original_submit(bucket, key, *args, **kwargs)
 
         engine.submit = refuse_b_on_the_crt  # type: ignore[method-assign]

@@ -82,7 +82,7 @@ def test_a_file_is_sent_in_parts_by_the_crt_with_its_options(
     assert str(result.etag).strip('"').endswith("-3")
     assert result.checksum_algorithm == "CRC32C"
     assert result.checksum == stored["ChecksumCRC32C"]
-    assert progress == [5 * MiB, 5 * MiB, SIZE - 10 * MiB]
+    assert sorted(progress) == sorted([5 * MiB, 5 * MiB, SIZE - 10 * MiB])  # as parts end
 
 
 @pytest.mark.parametrize("algorithm", ["CRC32", "SHA256"])
