@@ -2,6 +2,7 @@
 the app's own bucket.
 
 ``import taskcreds`` does not import boto3; :func:`session` imports it when first called.
+:mod:`taskcreds.telemetry` holds the providers' stats, events and listeners.
 """
 
 # No ``from __future__ import annotations`` and no bare typing names here: every public name of

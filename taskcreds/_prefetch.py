@@ -104,7 +104,8 @@ class PrefetchWorker:
         # Hand refreshing back to callers until the thread succeeds again.
         self.healthy = False
         exc = state.outcome.exception() if state.outcome is not None else None
-        logger.warning(
+        # DEBUG: the provider already logged the failed fetch (WARNING or ERROR) with its fields.
+        logger.debug(
             "prefetching credentials failed; retrying in %.1f s: %s", state.upcoming_sleep, exc
         )
 

@@ -13,6 +13,8 @@ import platform
 import socket
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -23,6 +25,7 @@ import requests
 import tenacity
 import urllib3.exceptions
 
+from taskcreds._recorder import error_fields
 from taskcreds._time import Monotonic, Sleep
 from taskcreds._transport import Watchdog, new_session, pinned
 from taskcreds._version import __version__
@@ -37,7 +40,7 @@ from taskcreds.errors import (
     UnsupportedHostError,
 )
 
-__all__ = ["DEFAULT_DEADLINE", "FetchResult", "Fetcher"]
+__all__ = ["DEFAULT_DEADLINE", "FetchResult", "Fetcher", "RetryObserver", "observing_retries"]
 
 logger = logging.getLogger("taskcreds")
 
@@ -93,6 +96,21 @@ class FetchResult:
 
 RetryObserver = Callable[[int, EndpointError, float], None]
 """Told ``(attempt number, the error, seconds until the next attempt)`` before each retry."""
+
+_context_observer: ContextVar[RetryObserver | None] = ContextVar(
+    "taskcreds_retry_observer", default=None
+)
+
+
+@contextmanager
+def observing_retries(observer: RetryObserver) -> Iterator[None]:
+    """Tell ``observer`` of each retry of every fetch made in this context (this thread or
+    task), besides each fetcher's own ``on_retry``. Nested uses see only their own fetches."""
+    token = _context_observer.set(observer)
+    try:
+        yield
+    finally:
+        _context_observer.reset(token)
 
 
 class Fetcher:
@@ -165,14 +183,33 @@ class Fetcher:
 
     def _before_retry(self, state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
-        logger.info(
+        if not isinstance(exc, EndpointError):  # only EndpointErrors are retried
+            return
+        # INFO for a bare fetch (the CLI's `show -v`). A provider's fetch is observed, and the
+        # provider writes the fetch's one record (INFO, WARNING or ERROR, with the attempt
+        # count), so each retry is only DEBUG there.
+        observer = _context_observer.get()
+        error_type, status, code, text = error_fields(exc)
+        logger.log(
+            logging.INFO if observer is None else logging.DEBUG,
             "credentials fetch attempt %d failed (%s); retrying in %.2f s",
             state.attempt_number,
-            exc,
+            text,
             state.upcoming_sleep,
+            extra={
+                "taskcreds_event": "retry",
+                "taskcreds_source": exc.url,
+                "taskcreds_attempt": state.attempt_number,
+                "taskcreds_delay": state.upcoming_sleep,
+                "taskcreds_status": status,
+                "taskcreds_error_type": error_type,
+                "taskcreds_code": code,
+                "taskcreds_error": text,
+            },
         )
-        if self._on_retry is not None and isinstance(exc, EndpointError):
-            self._on_retry(state.attempt_number, exc, state.upcoming_sleep)
+        for tell in (self._on_retry, observer):
+            if tell is not None:
+                tell(state.attempt_number, exc, state.upcoming_sleep)
 
     def _stop_before(self, deadline: float) -> _StopBeforeDeadline:
         return _StopBeforeDeadline(deadline, self._monotonic)

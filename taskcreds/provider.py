@@ -13,7 +13,9 @@ Freshness has three states, like google-auth's ``TokenState``:
 
 The windows scale with the set's lifetime L (see :mod:`taskcreds._schedule`), so 15-minute STS
 sessions are not refreshed on every call (botocore#2189) and 6-hour ECS sets refresh 15 minutes
-early, as botocore does. The background refresh is :mod:`taskcreds._prefetch`'s.
+early, as botocore does. The background refresh is :mod:`taskcreds._prefetch`'s; the counters,
+events and log records of every fetch are :mod:`taskcreds._recorder`'s (see
+:mod:`taskcreds.telemetry`), written on the slow path only.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from types import TracebackType
 import requests
 
 from taskcreds._prefetch import PrefetchWorker
+from taskcreds._recorder import Recorder
 from taskcreds._schedule import (
     ADVISORY_WINDOW,
     MANDATORY_WINDOW,
@@ -48,8 +51,9 @@ from taskcreds._time import Clock, Monotonic, Sleep, utc_now
 from taskcreds.credentials import Credentials
 from taskcreds.endpoint import Endpoint, Resolver, system_resolver
 from taskcreds.errors import CredentialsExpiredError, InternalError, TaskCredsError
-from taskcreds.fetch import DEFAULT_DEADLINE
+from taskcreds.fetch import DEFAULT_DEADLINE, observing_retries
 from taskcreds.sources import CredentialSource, EndpointFetcher, EndpointSource
+from taskcreds.telemetry import EventListener, ProviderStats, RefreshKind
 
 __all__ = [
     "ADVISORY_WINDOW",
@@ -84,7 +88,9 @@ class CredentialProvider:
     :func:`~taskcreds.provider.refresh_schedule`, botocore's windows scaled to short sets; the
     broker uses :func:`~taskcreds.provider.serving_schedule`). ``clock`` (aware UTC),
     ``monotonic``, ``sleep``, ``session``, ``resolver``, ``fetcher`` and ``jitter`` are
-    injectable for tests.
+    injectable for tests. ``on_event`` is called with each of this provider's
+    :mod:`~taskcreds.telemetry` events, from a daemon thread (never from ``get()``);
+    :meth:`stats` returns its counters.
     """
 
     def __init__(
@@ -102,6 +108,7 @@ class CredentialProvider:
         fetcher: EndpointFetcher | None = None,
         jitter: Callable[[], float] = random.random,
         schedule: Schedule = refresh_schedule,
+        on_event: EventListener | None = None,
     ) -> None:
         source = EndpointSource(
             environ,
@@ -120,6 +127,7 @@ class CredentialProvider:
             monotonic=monotonic,
             jitter=jitter,
             schedule=schedule,
+            on_event=on_event,
         )
 
     @classmethod
@@ -132,9 +140,10 @@ class CredentialProvider:
         monotonic: Monotonic = time.monotonic,
         jitter: Callable[[], float] = random.random,
         schedule: Schedule = refresh_schedule,
+        on_event: EventListener | None = None,
     ) -> CredentialProvider:
         """A provider that caches ``source`` with the same windows, single flight, stale-on-error,
-        jitter and prefetch as the container endpoint gets."""
+        jitter, prefetch and telemetry as the container endpoint gets."""
         provider = cls.__new__(cls)
         provider._setup(
             source,
@@ -143,6 +152,7 @@ class CredentialProvider:
             monotonic=monotonic,
             jitter=jitter,
             schedule=schedule,
+            on_event=on_event,
         )
         return provider
 
@@ -155,6 +165,7 @@ class CredentialProvider:
         monotonic: Monotonic,
         jitter: Callable[[], float],
         schedule: Schedule,
+        on_event: EventListener | None,
     ) -> None:
         self._source = source
         self._schedule = schedule
@@ -167,6 +178,15 @@ class CredentialProvider:
         self._attempts = 0
         self._last_error: TaskCredsError | None = None
         self._lock = threading.Lock()
+        endpoint: Endpoint | None = getattr(source, "endpoint", None)
+        self._recorder = Recorder(
+            # A class name, not a repr: any source's repr could show anything.
+            endpoint.display_url if endpoint is not None else type(source).__qualname__,
+            clock=clock,
+            monotonic=monotonic,
+            on_event=on_event,
+            http=endpoint is not None,
+        )
         self._worker = (
             PrefetchWorker(due=self._prefetch_due, refresh=self._prefetch_once, monotonic=monotonic)
             if prefetch
@@ -205,6 +225,16 @@ class CredentialProvider:
         where = f"url={endpoint.display_url!r}" if endpoint else f"source={self._source!r}"
         return f"CredentialProvider({where}, expiration={expiry!r})"
 
+    def stats(self) -> ProviderStats:
+        """This provider's counters (see :class:`~taskcreds.telemetry.ProviderStats`).
+
+        Takes no lock: the counters are plain attributes written under the lock on the slow
+        path, read here as they are, so two values may be a moment apart during a refresh.
+        """
+        cached = self._cached
+        left = None if cached is None else max(cached.expires_at - self._monotonic(), 0.0)
+        return self._recorder.stats(left)
+
     def get(self) -> Credentials:
         """The current credentials, from the cache unless a refresh is due."""
         credentials, fresh_until = self._fast
@@ -234,7 +264,7 @@ class CredentialProvider:
                 if self._last_error is not None:
                     raise self._last_error
                 return self._fast[0]
-            return self._fetch_and_install()
+            return self._fetch_and_install("forced")
 
     def close(self) -> None:
         """Stop the prefetch thread, if any; the cached set stays usable and callers refresh it."""
@@ -279,9 +309,9 @@ class CredentialProvider:
         try:
             if self._monotonic() < self._fast[1]:
                 return
-            self._fetch_and_install()
-        except TaskCredsError as exc:
-            logger.warning("refreshing credentials early failed; using the cached set: %s", exc)
+            self._fetch_and_install("advisory")
+        except TaskCredsError:
+            pass  # logged (WARNING: the cached set stays in use); the next try backs off
         finally:
             self._lock.release()
 
@@ -295,7 +325,7 @@ class CredentialProvider:
                 # The refresh we waited for failed; share its outcome rather than ask again.
                 return self._fall_back(self._last_error)
             try:
-                return self._fetch_and_install()
+                return self._fetch_and_install("mandatory")
             except TaskCredsError as exc:
                 return self._fall_back(exc)
 
@@ -306,25 +336,27 @@ class CredentialProvider:
             raise error
         left = cached.expires_at - self._monotonic()
         if left <= 0:
+            self._recorder.expired(cached.credentials.expiration, error)
             raise CredentialsExpiredError(
                 f"the cached credentials expired at {cached.credentials.expiration.isoformat()} "
                 f"and refreshing them failed: {error}",
                 hint="see the cause below; `python -m taskcreds doctor` checks each step",
             ) from error
-        logger.warning(
-            "refreshing credentials failed; the cached set expires in %.0f s: %s", left, error
-        )
+        self._recorder.served_stale(left, error)  # the failure itself was logged once
         return cached.credentials
 
-    def _fetch_and_install(self) -> Credentials:
-        """Fetch and install a set. Call with the lock held.
+    def _fetch_and_install(self, kind: RefreshKind) -> Credentials:
+        """Fetch and install a set, counted as a ``kind`` refresh. Call with the lock held.
 
         ``_attempts`` counts *finished* attempts: a caller that starts waiting while one is in
         flight sees the count change when it ends, and shares its outcome instead of asking again.
         """
+        recorder = self._recorder
+        recorder.started()
         try:
             try:
-                credentials = self._source.fetch()
+                with observing_retries(recorder.retried):  # the endpoint's, if it is one
+                    credentials = self._source.fetch()
                 self._install(credentials)
             except TaskCredsError:
                 raise
@@ -335,9 +367,12 @@ class CredentialProvider:
         except TaskCredsError as exc:
             self._last_error = exc
             self._back_off()
+            recorder.failed(kind, exc, self._cached)
             raise
         else:
             self._last_error = None
+            assert self._cached is not None
+            recorder.succeeded(kind, credentials, self._cached)
         finally:
             self._attempts += 1
         return credentials
@@ -391,7 +426,7 @@ class CredentialProvider:
             if cached is not None and self._monotonic() < cached.refresh_at:
                 return  # a caller refreshed meanwhile
             worker.healthy = True  # so the new set's fast path leaves refreshing to the thread
-            self._fetch_and_install()
+            self._fetch_and_install("prefetch")
 
     def _after_fork_in_child(self) -> None:
         # Locks may have been held by threads that do not exist in the child, and pooled

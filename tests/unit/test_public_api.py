@@ -82,6 +82,32 @@ def test_import_does_not_load_boto3() -> None:
     assert out == "[]"
 
 
+def test_telemetry_imports_only_the_standard_library() -> None:
+    """Every provider imports taskcreds.telemetry: at import it needs nothing but the standard
+    library (OpenTelemetry, an optional extra, only when asked for)."""
+    import ast
+    from pathlib import Path
+
+    import taskcreds.telemetry
+
+    tree = ast.parse(Path(taskcreds.telemetry.__file__).read_text(encoding="utf-8"))
+    imported = [
+        alias.name if isinstance(node, ast.Import) else node.module or ""
+        for node in tree.body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    ]
+    assert imported
+    assert [name for name in imported if name.split(".")[0] not in sys.stdlib_module_names] == []
+    code = (
+        "import sys, taskcreds.telemetry; print([m for m in sys.modules if 'opentelemetry' in m])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "[]"
+
+
 def test_importtime_shows_no_boto3() -> None:
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", "import taskcreds"],
@@ -184,6 +210,23 @@ SUBPACKAGES: dict[str, set[str]] = {
         "EndpointFetcher",
         "EndpointSource",
         "StaticSource",
+    },
+    "taskcreds.telemetry": {
+        "REFRESH_KINDS",
+        "CredentialEvent",
+        "EventListener",
+        "ExpiryEvent",
+        "FetchEvent",
+        "FetchOutcome",
+        "ProviderStats",
+        "RefreshEvent",
+        "RefreshKind",
+        "RetryEvent",
+        "StaleServeEvent",
+        "ThrottleEvent",
+        "add_listener",
+        "flush",
+        "remove_listener",
     },
     "taskcreds.local": {
         "AGENT_RPS_BURST",

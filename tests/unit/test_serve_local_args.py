@@ -320,7 +320,7 @@ def test_a_failed_refresh_serves_the_cached_set_until_it_expires(
     first = provider.get()
     clock.now = T0 + timedelta(minutes=14)  # mandatory window: the refresh fails
     assert provider.get() is first
-    assert "the cached set expires in" in caplog.text
+    assert "using the cached set, which expires in" in caplog.text
     clock.now = T0 + timedelta(minutes=15)  # expired: never served
     with pytest.raises(CredentialsExpiredError) as caught:
         provider.get()
