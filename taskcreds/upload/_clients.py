@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from taskcreds.errors import ConfigError
 from taskcreds.provider import CredentialProvider
-from taskcreds.upload._hooks import Ledger, NoOverwrite, RefreshOnExpired
+from taskcreds.upload._hooks import Ledger, NoOverwrite, RefreshOnExpired, RetryReporter
+from taskcreds.upload._telemetry import UploadRecorder
 from taskcreds.upload.options import MIN_PART_SIZE
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class Clients:
         session: boto3.Session | None,
         refresh: bool,
         sleep: Callable[[float], None],
+        recorder: UploadRecorder,
     ) -> None:
         self._settings = settings
         self._ledger = ledger
@@ -82,6 +84,7 @@ class Clients:
         self._session = session
         self._refresh = refresh
         self._sleep = sleep
+        self._recorder = recorder
         self._lock = threading.Lock()
         self._clients: dict[bool, S3Client] = {}
         self._managers: dict[bool, TransferManager] = {}
@@ -187,6 +190,7 @@ class Clients:
             config=config,
         )
         self._ledger.register(client.meta.events)
+        RetryReporter(self._recorder).register(client.meta.events)
         if self._refresh:
             self._expired_refresh().register(client.meta.events)
         if not overwrite:
@@ -197,7 +201,7 @@ class Clients:
         """The one forced-refresh policy of every client and the CRT (made on first use: the
         default provider is resolved only then). Called with :attr:`_lock` held or from it."""
         if self._on_expired is None:
-            self._on_expired = RefreshOnExpired(self._provider())
+            self._on_expired = RefreshOnExpired(self._provider(), self._recorder)
         return self._on_expired
 
     def _boto_session(self) -> boto3.Session:

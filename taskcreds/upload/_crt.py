@@ -186,7 +186,7 @@ class CrtPut:
         region: str,
         provider: Callable[[], CredentialProvider],
         max_attempts: int,
-        refresh: Callable[[str | None], bool],
+        refresh: Callable[..., bool],
         ca_bundle: str | None = None,
     ) -> None:
         parts = urlsplit(endpoint_url)
@@ -196,7 +196,8 @@ class CrtPut:
         self._path_style = path_style
         self._region = region
         self._provider = provider
-        #: Replaces a set S3 called expired (given its code); whether to send again. Shared
+        #: Replaces a set S3 called expired: ``refresh(code, operation=, key=)``, whether to send
+        #: again (:meth:`~taskcreds.upload._hooks.RefreshOnExpired.force`). Shared
         #: with the uploader's botocore clients: many refusals at once cost the agent one fetch.
         self.refresh = refresh
         self._lock = threading.Lock()
@@ -246,15 +247,17 @@ class CrtPut:
         try:
             return self._put_once(bucket, key, body, headers)
         except ClientError as exc:
-            if not self.refreshed_after(exc):
+            if not self.refreshed_after(exc, key):
                 raise
         return self._put_once(bucket, key, body, headers)
 
-    def refreshed_after(self, error: ClientError) -> bool:
-        """Whether ``error`` called the credentials expired and a fresh set is now in place
-        (the request should be sent again, once)."""
+    def refreshed_after(self, error: ClientError, key: str) -> bool:
+        """Whether ``error`` (to a request for ``key``) called the credentials expired and a
+        fresh set is now in place (the request should be sent again, once)."""
         code = error_code_and_message(error)[0]
-        return classify(code) == "expired" and self.refresh(code)
+        if classify(code) != "expired":
+            return False
+        return self.refresh(code, operation=error.operation_name, key=key)
 
     def _put_once(
         self, bucket: str, key: str, body: bytes, headers: list[tuple[str, str]]

@@ -231,7 +231,7 @@ class SmallFiles:
             if is_redirect(error):
                 self._settle(file.index, None)  # the pool's path follows the redirect
                 return
-            if not file.resent and self._engine.refreshed_after(error):
+            if not file.resent and self._engine.refreshed_after(error, file.item.key):
                 file.resent = True
                 self._start(file)
                 return

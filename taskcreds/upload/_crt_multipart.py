@@ -224,7 +224,7 @@ class _PartSender:
         try:
             answer = part.sent.result()
         except ClientError as exc:
-            if part.resent or not self._engine.refreshed_after(exc):
+            if part.resent or not self._engine.refreshed_after(exc, self._key):
                 raise
             part.resent = True
             return False

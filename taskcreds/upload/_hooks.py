@@ -32,8 +32,14 @@ from taskcreds.errors import TaskCredsError
 from taskcreds.provider import CredentialProvider
 from taskcreds.upload._checksums import body_checksum
 from taskcreds.upload._errors import classify
+from taskcreds.upload._telemetry import UploadRecorder
+from taskcreds.upload.events import (
+    CredentialsRejectedEvent,
+    MultipartAbortedEvent,
+    RequestRetryEvent,
+)
 
-__all__ = ["Ledger", "NoOverwrite", "RefreshOnExpired", "Unconfirmed"]
+__all__ = ["Ledger", "NoOverwrite", "RefreshOnExpired", "RetryReporter", "Unconfirmed"]
 
 logger = logging.getLogger("taskcreds")
 
@@ -169,8 +175,11 @@ class RefreshOnExpired:
     #: the set it installed): when S3 keeps refusing, the agent is asked at most once per period.
     COOLDOWN_SECONDS = 5.0
 
-    def __init__(self, provider: CredentialProvider) -> None:
+    def __init__(
+        self, provider: CredentialProvider, recorder: UploadRecorder | None = None
+    ) -> None:
         self._provider = provider
+        self._recorder = recorder
         self._lock = threading.Lock()
         self._last_forced = -math.inf
 
@@ -187,12 +196,26 @@ class RefreshOnExpired:
         if classify(code) != "expired" or context.get(_CONTEXT_REFRESHED):
             return None
         context[_CONTEXT_REFRESHED] = True
-        return 0.0 if self.force(code) else None  # retry now: signed again with the new set
+        operation = str(getattr(kwargs.get("operation"), "name", ""))
+        refreshed = self.force(code, operation=operation, key=context.get(_CONTEXT_KEY))
+        return 0.0 if refreshed else None  # retry now: signed again with the new set
 
-    def force(self, code: str | None) -> bool:
-        """Refresh because S3 called the credentials expired (``code``); whether a retry now
-        would be signed with a set that is valid. Shared by every client and the CRT engine of
-        one uploader."""
+    def force(self, code: str | None, *, operation: str, key: str | None) -> bool:
+        """Refresh because S3 called the credentials expired (``code``) in its answer to
+        ``operation`` on ``key``; whether a retry now would be signed with a set that is valid.
+        Shared by every client and the CRT engine of one uploader."""
+        refreshed = self._force(code)
+        if self._recorder is not None:
+            self._recorder.emit(
+                CredentialsRejectedEvent,
+                key=key,
+                operation=operation,
+                code=code or "",
+                refreshed=refreshed,
+            )
+        return refreshed
+
+    def _force(self, code: str | None) -> bool:
         # Held across the refresh: parts rejected meanwhile wait for the new set, then retry.
         with self._lock:
             now = time.monotonic()
@@ -210,6 +233,51 @@ class RefreshOnExpired:
         return True
 
 
+class RetryReporter:
+    """Reports each request botocore sends again (:class:`RequestRetryEvent`), with what the
+    attempt before it met. Only observes: the retry decisions are botocore's and the hooks'."""
+
+    _LAST = "taskcreds_last_attempt"
+
+    def __init__(self, recorder: UploadRecorder) -> None:
+        self._recorder = recorder
+
+    def register(self, events: Any) -> None:
+        events.register_last("needs-retry.s3", self._note_outcome)
+        events.register("before-sign.s3", self._report_retry)
+
+    def _note_outcome(
+        self,
+        response: Any = None,
+        caught_exception: BaseException | None = None,
+        request_dict: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if request_dict is None:
+            return
+        noted: tuple[str | None, int | None]
+        if caught_exception is not None:
+            noted = (type(caught_exception).__name__, None)
+        else:
+            noted = (_error_code(response), _status(response) if response is not None else None)
+        request_dict.setdefault("context", {})[self._LAST] = noted
+
+    def _report_retry(self, request: Any = None, operation_name: str = "", **kwargs: Any) -> None:
+        context = getattr(request, "context", None) or {}
+        attempt = int(context.get("retries", {}).get("attempt", 1))
+        if attempt < 2:
+            return
+        code, status = context.get(self._LAST, (None, None))
+        self._recorder.emit(
+            RequestRetryEvent,
+            key=context.get(_CONTEXT_KEY),
+            operation=operation_name,
+            attempt=attempt,
+            code=code,
+            status=status,
+        )
+
+
 @dataclass(frozen=True)
 class Unconfirmed:
     """A no-overwrite write refused (412, or NoSuchUpload for a completion) on a retry after an
@@ -225,7 +293,8 @@ class Unconfirmed:
 class Ledger:
     """Responses and multipart upload ids, per key, for one client."""
 
-    def __init__(self) -> None:
+    def __init__(self, recorder: UploadRecorder | None = None) -> None:
+        self._recorder = recorder
         self._lock = threading.Lock()
         self._responses: dict[str, dict[str, Any]] = {}
         self._open_uploads: defaultdict[str, set[str]] = defaultdict(set)
@@ -320,5 +389,8 @@ class Ledger:
         key = context.get(_CONTEXT_KEY)
         if key is None or "Error" in parsed:
             return
+        upload_id = context.get(_CONTEXT_UPLOAD_ID) or ""
         with self._lock:
-            self._open_uploads[key].discard(context.get(_CONTEXT_UPLOAD_ID) or "")
+            self._open_uploads[key].discard(upload_id)
+        if self._recorder is not None:  # by the uploader's clean-up or s3transfer's own
+            self._recorder.emit(MultipartAbortedEvent, key=key, upload_id=upload_id)

@@ -13,6 +13,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from taskcreds._awserror import error_code_and_message
 from taskcreds.errors import TaskCredsError, UploadError
 from taskcreds.upload._hooks import Ledger
+from taskcreds.upload._telemetry import UploadRecorder
+from taskcreds.upload.events import AbortFailedEvent
 from taskcreds.upload.results import IncompleteUpload
 
 if TYPE_CHECKING:
@@ -64,9 +66,15 @@ def abort_incomplete(
     return aborted
 
 
-def clean_up_after_failure(client: S3Client, ledger: Ledger, bucket: str, key: str) -> None:
+def clean_up_after_failure(
+    client: S3Client,
+    ledger: Ledger,
+    bucket: str,
+    key: str,
+    recorder: UploadRecorder | None = None,
+) -> None:
     """Abort any multipart upload a transfer to ``key`` started and s3transfer did not abort;
-    one S3 refuses to abort is logged with its id."""
+    one S3 refuses to abort is logged with its id (and reported, :class:`AbortFailedEvent`)."""
     for upload_id in ledger.open_uploads(key):
         try:
             client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
@@ -81,4 +89,6 @@ def clean_up_after_failure(client: S3Client, ledger: Ledger, bucket: str, key: s
                     key,
                     exc,
                 )
+                if recorder is not None:
+                    recorder.emit(AbortFailedEvent, key=key, upload_id=upload_id, error=str(exc))
     ledger.forget(key)

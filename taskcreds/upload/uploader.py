@@ -38,6 +38,7 @@ from taskcreds.upload import _directory, _multipart, keys
 from taskcreds.upload._clients import Clients, ClientSettings
 from taskcreds.upload._errors import translate
 from taskcreds.upload._hooks import Ledger
+from taskcreds.upload._telemetry import UploadRecorder
 from taskcreds.upload._transfer import ByteBudget, ByteCounter, send_locked
 from taskcreds.upload.options import (
     CHECKSUM_ALGORITHMS,
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
     import boto3
     from mypy_boto3_s3 import S3Client
 
+    from taskcreds.telemetry import EventListener
+    from taskcreds.upload.events import UploaderStats
     from taskcreds.upload.options import UploadOptionsDict
 
     if sys.version_info >= (3, 11):
@@ -106,6 +109,7 @@ class Uploader:
         max_attempts: int = 5,
         retry_mode: str = "standard",
         engine: str = "auto",
+        on_event: EventListener | None = None,
     ) -> None:
         environ = os.environ if environ is None else environ
         bucket = bucket or environ.get(env.BUCKET, "")
@@ -127,7 +131,8 @@ class Uploader:
         self._max_concurrency = max_concurrency
         #: Small bodies sent through the CRT are read whole: bounded like multipart parts.
         self._small_bodies = ByteBudget(part_size * max_concurrency)
-        self._ledger = Ledger()
+        self._telemetry = UploadRecorder(bucket=bucket, prefix=self.prefix, on_event=on_event)
+        self._ledger = Ledger(self._telemetry)
         #: How the uploader waits before retrying a 409 ConditionalRequestConflict (tests
         #: replace it).
         self._sleep: Callable[[float], None] = time.sleep
@@ -150,6 +155,7 @@ class Uploader:
             session=session,
             refresh=provider is not None or session is None,
             sleep=self._backoff,
+            recorder=self._telemetry,
         )
 
     def __repr__(self) -> str:
@@ -285,6 +291,11 @@ class Uploader:
             "get_object", Params={"Bucket": self.bucket, "Key": full_key}, ExpiresIn=expires_in
         )
 
+    def stats(self) -> UploaderStats:
+        """Counts of this uploader's events so far: requests sent again, credentials S3
+        refused, multipart uploads aborted, aborts refused (:mod:`taskcreds.upload.events`)."""
+        return self._telemetry.stats()
+
     def close(self) -> None:
         """Wait for nothing further and release the transfer threads and connections."""
         self._clients.close()
@@ -317,7 +328,7 @@ class Uploader:
     def _clean_up_after_failure(self, key: str) -> None:
         """Abort any multipart upload this transfer started and s3transfer did not abort."""
         _multipart.clean_up_after_failure(
-            self._client(overwrite=True), self._ledger, self.bucket, key
+            self._client(overwrite=True), self._ledger, self.bucket, key, self._telemetry
         )
 
     def _translated(self, error: Exception, key: str | None) -> UploadError:
