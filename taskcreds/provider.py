@@ -74,6 +74,14 @@ _DEFAULT_JOIN_SECONDS = 2 * DEFAULT_DEADLINE
 
 _PLACEHOLDER = Credentials("-", "-", "-", datetime(1970, 1, 1, tzinfo=timezone.utc))
 _providers: weakref.WeakSet[CredentialProvider] = weakref.WeakSet()
+# Iterating a WeakSet while another thread adds to it raises RuntimeError: adds and copies hold it.
+_providers_lock = threading.Lock()
+
+
+def _live_providers() -> list[CredentialProvider]:
+    """Every provider in this process not yet garbage-collected (for telemetry's expiry gauge)."""
+    with _providers_lock:
+        return list(_providers)
 
 
 class CredentialProvider:
@@ -192,7 +200,8 @@ class CredentialProvider:
             if prefetch
             else None
         )
-        _providers.add(self)
+        with _providers_lock:
+            _providers.add(self)
 
     @property
     def source(self) -> CredentialSource:
@@ -241,6 +250,19 @@ class CredentialProvider:
         if self._monotonic() < fresh_until:
             return credentials
         return self._get_slow()
+
+    def _without_waiting(self) -> tuple[Credentials | None, bool]:
+        """For :mod:`taskcreds.aio`, which must never block its event loop: the set ``get()``
+        would return at once (fresh, or in the advisory window) or None when it would wait
+        for a fetch, and whether a refresh is due (the caller starts it elsewhere)."""
+        credentials, fresh_until = self._fast
+        now = self._monotonic()
+        if now < fresh_until:
+            return credentials, False
+        cached = self._cached
+        if cached is not None and now < cached.mandatory_at:
+            return self._fast[0], True
+        return None, True
 
     def peek(self) -> Credentials | None:
         """The cached set while it is unexpired, else None; never fetches, never waits.
@@ -457,8 +479,9 @@ def _internal_error(exc: Exception) -> InternalError:
 def _reset_after_fork() -> None:
     for provider in list(_providers):
         provider._after_fork_in_child()
-    global _default_lock  # noqa: PLW0603 - the module-level lock must be new in the child
+    global _default_lock, _providers_lock  # noqa: PLW0603 - module-level locks: new in the child
     _default_lock = threading.Lock()
+    _providers_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
