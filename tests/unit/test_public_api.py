@@ -228,6 +228,15 @@ SUBPACKAGES: dict[str, set[str]] = {
         "flush",
         "remove_listener",
     },
+    "taskcreds.aio": {"AsyncCredentialProvider", "AsyncUploader"},
+    "taskcreds.upload.events": {
+        "AbortFailedEvent",
+        "CredentialsRejectedEvent",
+        "MultipartAbortedEvent",
+        "RequestRetryEvent",
+        "UploadEvent",
+        "UploaderStats",
+    },
     "taskcreds.local": {
         "AGENT_RPS_BURST",
         "AGENT_RPS_LIMIT",
