@@ -10,7 +10,14 @@ MIN_BIN   := $(MIN_VENV)/bin
 MIN_PINS  := $(MIN_VENV)/min-pins.txt
 MIN_TOOLS := pytest pytest-socket pytest-timeout hypothesis pyyaml awscli "tomli; python_version < '3.11'"
 
-.PHONY: test test-min lint typecheck unit demo bench dist clean
+# `make test-aio`: the aiobotocore peer tests (tests/aio_peer) in a venv of their own, because
+# aiobotocore pins a botocore that the aws CLI of the dev extra cannot share.
+AIO_VENV  := .venv-aio
+AIO_BIN   := $(AIO_VENV)/bin
+AIO_STAMP := $(AIO_VENV)/.installed
+AIO_TOOLS := pytest pytest-socket pytest-timeout
+
+.PHONY: test test-min test-aio lint typecheck unit demo bench dist clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +35,16 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck unit
+test: lint typecheck unit test-aio
+
+$(AIO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(AIO_VENV)
+	$(AIO_BIN)/python -m pip install --quiet --upgrade pip
+	$(AIO_BIN)/python -m pip install --quiet -e '.[demo,aio]' $(AIO_TOOLS)
+	touch $(AIO_STAMP)
+
+test-aio: $(AIO_STAMP)
+	TASKCREDS_TEST_AIO=1 $(AIO_BIN)/pytest tests/aio_peer
 
 # The unit tests against the lower bounds: the runtime dependencies and the demo extra pinned
 # exactly to their `>=` versions (tools/min_pins.py reads them from pyproject.toml), the test
@@ -56,4 +72,4 @@ dist: $(STAMP)
 	$(BIN)/twine check --strict dist/*
 
 clean:
-	rm -rf $(VENV) $(MIN_VENV) dist build .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(MIN_VENV) $(AIO_VENV) dist build .mypy_cache .pytest_cache .ruff_cache .hypothesis
