@@ -1,7 +1,7 @@
 """Benchmarks of taskcreds against the peer a user would otherwise pick, run side by side.
 
 ``python -m bench [--quick] [--only P1,P3]`` (or ``make bench``). Each benchmark is a module
-(``p1_get`` … ``p7_audit``) with ``run(quick: bool) -> dict``; the result holds our figure, the
+(``p1_get`` … ``p8_aio_lag``) with ``run(quick: bool) -> dict``; the result holds our figure, the
 peer's, their ratio, the goal and whether it is met (see :mod:`bench._common`). A full run writes
 ``bench/results/latest.json`` and regenerates the table in ``docs/performance.md``.
 
@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, str] = {
     "P5": "bench.p5_upload_dir",
     "P6": "bench.p6_upload_rss",
     "P7": "bench.p7_audit",
+    "P8": "bench.p8_aio_lag",
 }
 
 __all__ = ["BENCHMARKS"]

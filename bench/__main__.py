@@ -75,7 +75,7 @@ def _chosen(only: str | None) -> list[str]:
     wanted = [part.strip().upper() for part in only.split(",") if part.strip()]
     unknown = [bench_id for bench_id in wanted if bench_id not in BENCHMARKS]
     if unknown:
-        raise SystemExit(f"unknown benchmark(s): {', '.join(unknown)} (known: P1 … P7)")
+        raise SystemExit(f"unknown benchmark(s): {', '.join(unknown)} (known: P1 … P8)")
     return [bench_id for bench_id in BENCHMARKS if bench_id in wanted]
 
 

@@ -18,20 +18,30 @@ Nothing here holds a secret: events and stats carry the role ARN, the access key
 (``ASIA…WXYZ``), expiry times and error messages that taskcreds builds from safe values only,
 never a secret key, session token, authorization token or credentials ID.
 
-This module imports nothing beyond the standard library (OpenTelemetry support, when added, is
-imported only when asked for). See ``docs/observability.md``.
+:func:`instrument` puts the same on OpenTelemetry instruments (the ``otel`` extra): counters and
+a fetch-duration histogram fed by a process-wide listener, and a gauge of every provider's
+seconds to expiry.
+
+This module imports nothing beyond the standard library: OpenTelemetry (the private
+``taskcreds._otel``) is imported only when :func:`instrument` is called. See
+``docs/observability.md``.
 """
 
 from __future__ import annotations
 
 import collections
+import importlib
 import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
 
 __all__ = [
     "REFRESH_KINDS",
@@ -40,6 +50,7 @@ __all__ = [
     "ExpiryEvent",
     "FetchEvent",
     "FetchOutcome",
+    "Instrumentation",
     "ProviderStats",
     "RefreshEvent",
     "RefreshKind",
@@ -48,6 +59,7 @@ __all__ = [
     "ThrottleEvent",
     "add_listener",
     "flush",
+    "instrument",
     "remove_listener",
 ]
 
@@ -258,6 +270,108 @@ def flush(timeout: float | None = None) -> bool:
     """Wait until every event queued so far has been delivered; False if ``timeout`` seconds
     passed first. Called from a listener (the dispatcher thread), it returns False at once."""
     return _dispatcher.flush(timeout)
+
+
+# -- OpenTelemetry -----------------------------------------------------------------------------
+
+
+def instrument(meter_provider: MeterProvider | None = None) -> Instrumentation:
+    """Record every provider's fetches, refreshes and expiry on OpenTelemetry instruments.
+
+    Needs ``opentelemetry-api`` (``pip install 'taskcreds[otel]'``); without it, raises
+    :class:`~taskcreds.errors.DependencyMissingError`. On a Meter named ``taskcreds`` (with
+    taskcreds' version) from ``meter_provider``, default the global one
+    (``opentelemetry.metrics.get_meter_provider()``, which forwards to an SDK set later):
+
+    - ``taskcreds.fetches``: counter, unit ``{fetch}``, attribute ``outcome``;
+    - ``taskcreds.refreshes``: counter, unit ``{refresh}``, attribute ``kind``;
+    - ``taskcreds.fetch.duration``: histogram, unit ``s``, attribute ``outcome``;
+    - ``taskcreds.credentials.expires_in``: observable gauge, unit ``s``, attribute ``source``,
+      one point per source of the live providers that hold a set.
+
+    The counters and the histogram are fed by one process-wide listener (:func:`add_listener`),
+    so they see every provider, made before or after this call, from now on. At most one
+    instrumentation is active per process, so nothing is counted twice: called again while one
+    is active, with the same meter provider (or again with the global one), this returns the
+    active handle and adds nothing; with another meter provider, it uninstruments the active
+    one first (as :meth:`Instrumentation.uninstrument` does) and records on the new one from
+    then on.
+    """
+    try:
+        importlib.import_module("opentelemetry.metrics")
+    except ImportError as exc:
+        from taskcreds.errors import DependencyMissingError
+
+        raise DependencyMissingError(
+            f"taskcreds.telemetry.instrument() needs the opentelemetry-api package ({exc})",
+            extra="otel",
+        ) from exc
+    from taskcreds._otel import instrument as instrument_otel
+
+    return instrument_otel(meter_provider)
+
+
+#: How long stopping an instrumentation waits for queued events to be counted: delivery takes
+#: microseconds, so only a listener that blocks makes it wait, and then not forever.
+_STOP_TIMEOUT = 5.0
+
+
+class Instrumentation:
+    """What :func:`instrument` returns: taskcreds' metrics on one OpenTelemetry meter provider.
+
+    They are recorded until :meth:`uninstrument` (or ``close()``, or the end of a ``with``
+    block), or until a later :func:`instrument` call moves them to another meter provider.
+    """
+
+    def __init__(
+        self,
+        meter_provider: MeterProvider,
+        stop: Callable[[Instrumentation, float | None], None],
+    ) -> None:
+        self._meter_provider = meter_provider
+        self._stop = stop
+        self._active = True  # set False by taskcreds._otel when it stops this one
+
+    @property
+    def meter_provider(self) -> MeterProvider:
+        """Where the metrics go: the meter provider given to :func:`instrument`, or the global
+        one it found."""
+        return self._meter_provider
+
+    @property
+    def active(self) -> bool:
+        """True until :meth:`uninstrument`, or until :func:`instrument` moved the metrics to
+        another meter provider."""
+        return self._active
+
+    def uninstrument(self, timeout: float | None = _STOP_TIMEOUT) -> None:
+        """Stop recording; does nothing if already stopped.
+
+        First waits up to ``timeout`` seconds (:func:`flush`) so that what happened before this
+        call is counted; an event still queued after that is not. Then the listener goes and
+        the gauge reports no more points (the instruments themselves stay in the meter
+        provider: OpenTelemetry has no way to remove one).
+        """
+        self._stop(self, timeout)
+
+    def close(self, timeout: float | None = _STOP_TIMEOUT) -> None:
+        """The same as :meth:`uninstrument`."""
+        self._stop(self, timeout)
+
+    def __enter__(self) -> Instrumentation:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stop(self, _STOP_TIMEOUT)
+
+    def __repr__(self) -> str:
+        state = "active" if self._active else "stopped"
+        return f"<taskcreds.telemetry.Instrumentation {state} on {self._meter_provider!r}>"
 
 
 def _publish(event: CredentialEvent, own: EventListener | None) -> bool:

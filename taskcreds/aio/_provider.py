@@ -10,7 +10,8 @@ decides where each call runs.
   provider's worker thread; nobody waits for it.
 - Otherwise (no set yet, the mandatory window, expired) the callers on one loop await one
   shared fetch in that thread: 10,000 coroutines calling ``get()`` during a refresh cause one
-  upstream request. A waiter that is cancelled does not cancel the shared fetch.
+  upstream request. A waiter that is cancelled does not cancel the shared fetch, and when it
+  ends the waiters are woken a few hundred per turn of the loop, so the loop keeps ticking.
 
 The fetch itself (requests, its tenacity retries and their sleeps, the provider's lock) runs in
 one worker thread per provider, never in the loop's default executor: an HTTP client of its own
@@ -38,6 +39,9 @@ from taskcreds.telemetry import EventListener, ProviderStats
 __all__ = ["AsyncCredentialProvider"]
 
 _T = TypeVar("_T")
+
+#: Waiters woken per turn of the loop when a shared fetch ends.
+WAKE_BATCH = 256
 
 
 class AsyncCredentialProvider:
@@ -90,9 +94,9 @@ class AsyncCredentialProvider:
         #: The one thread that fetches (made on first use, and again after aclose()).
         self._worker: ThreadPoolExecutor | None = None
         #: The fetch each loop's callers share, per kind ("get" or "refresh").
-        self._shared: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[str, asyncio.Future[Credentials]]
-        ] = weakref.WeakKeyDictionary()
+        self._flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Flight]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def provider(self) -> CredentialProvider:
@@ -118,13 +122,13 @@ class AsyncCredentialProvider:
         credentials, refresh_due = self._provider._without_waiting()
         if credentials is not None:
             if refresh_due:
-                self._start("get", self._provider.get)  # advisory: in the background
+                self._flight("get", self._provider.get)  # advisory: in the background
             return credentials
-        return await asyncio.shield(self._start("get", self._provider.get))
+        return await self._flight("get", self._provider.get).join()
 
     async def refresh(self) -> Credentials:
         """Fetch a new set now; callers on this loop meanwhile share it."""
-        return await asyncio.shield(self._start("refresh", self._provider.refresh))
+        return await self._flight("refresh", self._provider.refresh).join()
 
     async def aclose(self) -> None:
         """Stop the prefetch thread and the worker thread; the cached set stays usable, and a
@@ -147,16 +151,14 @@ class AsyncCredentialProvider:
     ) -> None:
         await self.aclose()
 
-    def _start(self, kind: str, call: Callable[[], Credentials]) -> asyncio.Future[Credentials]:
+    def _flight(self, kind: str, call: Callable[[], Credentials]) -> _Flight:
         """The fetch of this kind in flight for the running loop, started if there is none."""
         loop = asyncio.get_running_loop()
-        shared = self._shared.setdefault(loop, {})
-        future = shared.get(kind)
-        if future is None or future.done():
-            future = shared[kind] = loop.run_in_executor(self._thread(), call)
-            # A background refresh nobody awaits must not log "exception never retrieved".
-            future.add_done_callback(_retrieve)
-        return future
+        flights = self._flights.setdefault(loop, {})
+        flight = flights.get(kind)
+        if flight is None or flight.fetch.done():
+            flight = flights[kind] = _Flight(loop, loop.run_in_executor(self._thread(), call))
+        return flight
 
     def _thread(self) -> ThreadPoolExecutor:
         if self._worker is None:
@@ -164,6 +166,40 @@ class AsyncCredentialProvider:
         return self._worker
 
 
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
+class _Flight:
+    """One fetch in the worker thread and the coroutines waiting for it.
+
+    Each waiter awaits a future of its own (cancelling it cancels nothing else). When the fetch
+    ends they are woken :data:`WAKE_BATCH` at a time, one batch per turn of the loop: 10,000
+    waiters woken in one turn would hold the loop for tens of milliseconds.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fetch: asyncio.Future[Credentials]) -> None:
+        self._loop = loop
+        self.fetch = fetch
+        self._waiters: list[asyncio.Future[Credentials]] = []
+        fetch.add_done_callback(self._ended)
+
+    def join(self) -> asyncio.Future[Credentials]:
+        waiter: asyncio.Future[Credentials] = self._loop.create_future()
+        self._waiters.append(waiter)
+        return waiter
+
+    def _ended(self, fetch: asyncio.Future[Credentials]) -> None:
+        # Retrieved here, so that a background refresh nobody awaits logs nothing.
+        error = None if fetch.cancelled() else fetch.exception()
+        self._wake(0, error)
+
+    def _wake(self, start: int, error: BaseException | None) -> None:
+        fetch = self.fetch
+        for waiter in self._waiters[start : start + WAKE_BATCH]:
+            if waiter.done():  # its caller was cancelled
+                continue
+            if fetch.cancelled():
+                waiter.cancel()
+            elif error is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(fetch.result())
+        if start + WAKE_BATCH < len(self._waiters):
+            self._loop.call_soon(self._wake, start + WAKE_BATCH, error)

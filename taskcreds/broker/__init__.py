@@ -15,6 +15,8 @@ ECS agent does; any SDK that reads ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` and
 ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`` uses it unchanged. ``python -m taskcreds exec`` and
 ``python -m taskcreds broker`` run it from the command line; docs/broker.md has the whole story.
 No boto3; HTTP is framed by httptools (llhttp), the one dependency the broker adds.
+``GET /metrics`` needs the optional ``prometheus_client`` (``taskcreds[prometheus]``), imported
+on the first scrape.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 from taskcreds.broker._broker import (
     CREDENTIALS_PATH,
     FAILURE_HOLD,
+    METRICS_PATH,
     STATS_PATH,
     Broker,
     client_environment,
@@ -31,6 +34,7 @@ from taskcreds.broker._stats import BrokerStats, ClientStats, CredentialsStats, 
 __all__ = [
     "CREDENTIALS_PATH",
     "FAILURE_HOLD",
+    "METRICS_PATH",
     "STATS_PATH",
     "Broker",
     "BrokerStats",

@@ -19,6 +19,8 @@ SDK that supports ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` with
 - **Guard.** A random token (256 bits) in ``Authorization``, compared in constant time, lives in
   a 0600 file in a 0700 directory made for this broker and removed on close; ``Host`` must be
   the bound address or ``localhost`` with the bound port; only loopback binds, unless forced.
+  ``GET /stats`` (JSON) and ``GET /metrics`` (Prometheus text, :mod:`._metrics`) pass the same
+  checks as the credentials.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from urllib.parse import quote, urlsplit
 from taskcreds import environment
 from taskcreds._httpserver import LoopbackHTTPServer, log_handler_error
 from taskcreds.broker._http import Request, RequestReader, encode_response
+from taskcreds.broker._metrics import MetricsEndpoint
 from taskcreds.broker._peers import Peer, PeerFinder, unix_peer
 from taskcreds.broker._stats import BrokerStats, Ledger
 from taskcreds.credentials import Credentials
@@ -63,6 +66,7 @@ from taskcreds.sources import CredentialSource, EndpointSource
 
 __all__ = [
     "CREDENTIALS_PATH",
+    "METRICS_PATH",
     "STATS_PATH",
     "Broker",
     "client_environment",
@@ -70,9 +74,11 @@ __all__ = [
 
 logger = logging.getLogger("taskcreds.broker")
 
-#: Where the broker serves credentials, and its statistics.
+#: Where the broker serves credentials, its statistics (JSON) and its metrics (Prometheus).
 CREDENTIALS_PATH = "/v1/credentials"
 STATS_PATH = "/stats"
+METRICS_PATH = "/metrics"
+_GUARDED_PATHS = frozenset((CREDENTIALS_PATH, STATS_PATH, METRICS_PATH))
 #: The broker's read and write timeouts, as the agent's.
 IO_TIMEOUT = 5.0
 #: After a failed fetch with nothing valid cached, requests get 503 this long without asking
@@ -102,8 +108,9 @@ def client_environment(
     return rewritten
 
 
-class _CountingSource:
-    """The upstream source, counted: every fetch the provider makes (its prefetch's too)."""
+class _WatchedSource:
+    """The upstream source, watched: when each fetch the provider makes (its prefetch's too)
+    ended and whether it failed; the counts themselves are the provider's ``stats()``."""
 
     def __init__(self, source: CredentialSource, ledger: Ledger) -> None:
         self.inner = source
@@ -321,7 +328,7 @@ class Broker:
         self._token_parent = os.fspath(token_dir) if token_dir is not None else None
         self._ledger = Ledger(exact_upstream=provider is None)
         if provider is None:
-            source = _CountingSource(EndpointSource(environ), self._ledger)
+            source = _WatchedSource(EndpointSource(environ), self._ledger)
             provider = CredentialProvider.from_source(
                 source, prefetch=True, schedule=serving_schedule
             )
@@ -350,6 +357,7 @@ class Broker:
         self._host_verdicts: dict[tuple[tuple[str, ...], str], bool] = {}
         self._port = 0
         self._body_cache: tuple[str, bytes] | None = None
+        self._metrics = MetricsEndpoint(self.stats, self.provider.stats)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -469,6 +477,11 @@ class Broker:
         return self.url[: -len(CREDENTIALS_PATH)] + STATS_PATH
 
     @property
+    def metrics_url(self) -> str:
+        """``GET /metrics``: Prometheus text, with the token (see docs/observability.md)."""
+        return self.url[: -len(CREDENTIALS_PATH)] + METRICS_PATH
+
+    @property
     def token_file(self) -> str:
         """The file holding the token (mode 0600): ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE``."""
         if self._token_dir is None:
@@ -495,8 +508,11 @@ class Broker:
         return {environment.FULL_URI: self.url, environment.AUTH_TOKEN_FILE: self.token_file}
 
     def stats(self) -> BrokerStats:
-        """Requests by client and User-Agent, upstream fetches, the set served (no secrets)."""
-        return self._ledger.snapshot(self._display_url(), self._source_name(), self.provider.peek())
+        """Requests by client and User-Agent, upstream fetches (the provider's
+        :meth:`~taskcreds.CredentialProvider.stats`), the set served (no secrets)."""
+        return self._ledger.snapshot(
+            self._display_url(), self._source_name(), self.provider.peek(), self.provider.stats()
+        )
 
     # -- used by the handlers ----------------------------------------------------------------
 
@@ -524,15 +540,17 @@ class Broker:
             )
             return reply, None, False, True
         path = urlsplit(request.target).path
-        if path not in (CREDENTIALS_PATH, STATS_PATH):
+        if path not in _GUARDED_PATHS:
             return text_error(404, "404 page not found"), None, False, False
         if request.method != "GET":
             return method_not_allowed(), None, False, True
-        refusal = self._check_token(request.get_all("authorization"))
+        refusal = self._check_token(request.get_all("authorization"), bearer=path == METRICS_PATH)
         if refusal is not None:
             return refusal, None, False, False
         if path == STATS_PATH:
             return bytes_reply(200, JSON_TYPE, self._stats_body()), None, False, False
+        if path == METRICS_PATH:
+            return self._metrics.reply(), None, False, False
         credentials, waited = self._credentials_for_request()
         if credentials is None:
             reply = json_error(
@@ -559,7 +577,13 @@ class Broker:
             self._host_verdicts[key] = allowed
         return allowed
 
-    def _check_token(self, values: list[str]) -> Reply | None:
+    def _check_token(self, values: list[str], *, bearer: bool = False) -> Reply | None:
+        """None when the one ``Authorization`` header is the token, else the refusal.
+
+        ``bearer``: also take ``Bearer <token>`` (for ``/metrics``: Prometheus, and every
+        scraper built on its HTTP client, can send a token only after a scheme, and refuses to
+        set the header any other way). The same token, compared the same way.
+        """
         if not values or not values[0]:
             return json_error(
                 401,
@@ -567,7 +591,10 @@ class Broker:
                 "the Authorization header is missing: send the content of "
                 "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
             )
-        presented = values[0].encode("utf-8", "surrogateescape")
+        value = values[0]
+        if bearer and value[:7].lower() == "bearer ":
+            value = value[7:].lstrip(" ")
+        presented = value.encode("utf-8", "surrogateescape")
         if len(values) != 1 or not hmac.compare_digest(presented, self._token.encode()):
             return json_error(
                 403,

@@ -1,9 +1,16 @@
 """The broker's accounting: requests by client process and by User-Agent, upstream fetches.
 
 Everything here is safe to show: no secret, no token, no credentials ID. An access key ID is
-masked (``ASIA…WXYZ``). Counters are bounded: at most :data:`MAX_CLIENTS` clients and
-:data:`MAX_USER_AGENTS` User-Agents are told apart (the rest are counted under ``"other"``), and
-a User-Agent is cut to :data:`MAX_USER_AGENT_CHARS` characters.
+masked (``ASIA…WXYZ``). Counters are bounded, since clients choose their User-Agent and an
+attacker on loopback could send a new one with every request: at most :data:`MAX_CLIENTS`
+clients and :data:`MAX_USER_AGENTS` User-Agents are told apart (the rest are counted under
+``"other"``), a User-Agent is cut to :data:`MAX_USER_AGENT_CHARS` characters, and at most
+:data:`MAX_CLIENT_USER_AGENTS` (client, User-Agent) pairs are counted apart (a client's further
+ones under its ``"other"``).
+
+The upstream numbers come from the provider's own :meth:`~taskcreds.CredentialProvider.stats`,
+so they count every fetch whoever made the provider; the broker adds the times of the fetches
+it sees (all of them when it made the provider, see :attr:`UpstreamStats.exact`).
 """
 
 from __future__ import annotations
@@ -18,9 +25,11 @@ from typing import Any
 from taskcreds._time import utc_now
 from taskcreds.credentials import Credentials, format_timestamp, mask_key_id
 from taskcreds.errors import TaskCredsError
+from taskcreds.telemetry import ProviderStats
 
 __all__ = [
     "MAX_CLIENTS",
+    "MAX_CLIENT_USER_AGENTS",
     "MAX_USER_AGENTS",
     "MAX_USER_AGENT_CHARS",
     "BrokerStats",
@@ -33,6 +42,9 @@ __all__ = [
 MAX_CLIENTS = 256
 MAX_USER_AGENTS = 64
 MAX_USER_AGENT_CHARS = 256
+#: (client, User-Agent) pairs counted apart, over all clients: the series of
+#: ``taskcreds_broker_requests_total`` are at most this many plus one ``"other"`` per client.
+MAX_CLIENT_USER_AGENTS = 256
 OTHER = "other"
 
 
@@ -53,26 +65,44 @@ class ClientStats:
     #: Refused: 401, 403, 421 (and 404/405).
     refused: int
     last_seen: str
+    #: This client's requests by User-Agent (cut and folded as :attr:`BrokerStats.user_agents`;
+    #: once :data:`MAX_CLIENT_USER_AGENTS` pairs are known, new ones count under ``"other"``).
+    user_agents: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class UpstreamStats:
-    """The broker's own fetches from the endpoint it caches (the ECS agent, Pod Identity...)."""
+    """The fetches from the endpoint the broker caches (the ECS agent, Pod Identity...).
+
+    ``fetches``, ``failures``, ``throttled``, ``retries``, ``last_error`` and ``last_error_at``
+    are the provider's own counts (:meth:`~taskcreds.CredentialProvider.stats`, since it was
+    made): exact for any provider. ``consecutive_failures``, ``last_fetch_at`` and
+    ``last_success_at`` are the broker's, exact when :attr:`exact` is true.
+    """
 
     #: Where from (the endpoint's display URL: never the credentials ID), or the source's repr.
     source: str
     #: Fetches made (failed ones included).
     fetches: int
+    #: Fetches that failed (throttled ones included).
     failures: int
     #: Failures since the last success.
     consecutive_failures: int
     last_fetch_at: str | None
     last_success_at: str | None
-    #: ``TypeName: message`` of the latest failure (taskcreds errors carry no secrets).
+    #: The latest failure as taskcreds words it (message and hint; no secret), kept after later
+    #: successes (compare ``last_error_at``).
     last_error: str | None
-    #: True when every fetch is counted (the broker made the provider and wraps its source);
-    #: False for a provider passed in, whose own prefetch thread the broker cannot see.
+    #: True when the broker sees every fetch (it made the provider and wraps its source), so
+    #: that ``consecutive_failures`` and the times are exact; False for a provider passed in,
+    #: whose own prefetch thread the broker cannot see (only the fetches its requests caused).
     exact: bool
+    #: Of ``failures``, those that failed on HTTP 429 (the agent's rate limit).
+    throttled: int = 0
+    #: Attempts retried within fetches.
+    retries: int = 0
+    #: When ``last_error`` happened (RFC 3339 UTC).
+    last_error_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +153,7 @@ class _Client:
     served: int = 0
     refused: int = 0
     last_seen: float = 0.0
+    agents: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -141,12 +172,10 @@ class Ledger:
     _waited: int = 0
     _unavailable: int = 0
     _keys_served: set[str] = field(default_factory=set)
-    _fetches: int = 0
-    _failures: int = 0
+    _pairs: int = 0  # (client, User-Agent) pairs counted apart, "other" ones not included
     _consecutive: int = 0
     _last_fetch: datetime | None = None
     _last_success: datetime | None = None
-    _last_error: str | None = None
 
     def request(
         self,
@@ -178,6 +207,13 @@ class Ledger:
             if agent not in self._agents and len(self._agents) >= MAX_USER_AGENTS:
                 agent = OTHER
             self._agents[agent] = self._agents.get(agent, 0) + 1
+            agents = entry.agents
+            if agent not in agents and agent != OTHER:
+                if self._pairs >= MAX_CLIENT_USER_AGENTS:
+                    agent = OTHER
+                else:
+                    self._pairs += 1
+            agents[agent] = agents.get(agent, 0) + 1
             if credentials is not None:
                 entry.served += 1
                 self._keys_served.add(credentials.access_key_id)
@@ -191,24 +227,28 @@ class Ledger:
                 entry.refused += 1
 
     def fetched(self, error: TaskCredsError | None) -> None:
+        """A fetch the broker saw ended (its counts are the provider's: only times here)."""
         now = utc_now()
         with self._lock:
-            self._fetches += 1
             self._last_fetch = now
             if error is None:
                 self._consecutive = 0
                 self._last_success = now
             else:
-                self._failures += 1
                 self._consecutive += 1
-                self._last_error = f"{type(error).__name__}: {error.message}"
 
     @property
     def consecutive_failures(self) -> int:
         with self._lock:
             return self._consecutive
 
-    def snapshot(self, url: str, source: str, credentials: Credentials | None) -> BrokerStats:
+    def snapshot(
+        self,
+        url: str,
+        source: str,
+        credentials: Credentials | None,
+        provider: ProviderStats,
+    ) -> BrokerStats:
         now = utc_now()
         with self._lock:
             clients = tuple(
@@ -221,20 +261,25 @@ class Ledger:
                     served=entry.served,
                     refused=entry.refused,
                     last_seen=format_timestamp(datetime.fromtimestamp(entry.last_seen, now.tzinfo)),
+                    user_agents=_by_count(entry.agents),
                 )
                 for key, entry in sorted(
                     self._clients.items(), key=lambda item: (-item[1].requests, item[0])
                 )
             )
+            failures = provider.fetches_failed + provider.fetches_throttled
             upstream = UpstreamStats(
                 source=source,
-                fetches=self._fetches,
-                failures=self._failures,
+                fetches=provider.fetches_ok + failures,
+                failures=failures,
                 consecutive_failures=self._consecutive,
                 last_fetch_at=_stamp(self._last_fetch),
                 last_success_at=_stamp(self._last_success),
-                last_error=self._last_error,
+                last_error=provider.last_error,
                 exact=self.exact_upstream,
+                throttled=provider.fetches_throttled,
+                retries=provider.retries,
+                last_error_at=_stamp(provider.last_error_at),
             )
             served = (
                 CredentialsStats(
@@ -258,7 +303,7 @@ class Ledger:
                 unavailable=self._unavailable,
                 sets_served=len(self._keys_served),
                 clients=clients,
-                user_agents=dict(sorted(self._agents.items(), key=lambda item: -item[1])),
+                user_agents=_by_count(self._agents),
                 upstream=upstream,
                 credentials=served,
             )
@@ -266,3 +311,7 @@ class Ledger:
 
 def _stamp(moment: datetime | None) -> str | None:
     return format_timestamp(moment) if moment is not None else None
+
+
+def _by_count(counts: dict[str, int]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))

@@ -1,7 +1,7 @@
 """pyproject.toml's promises, checked without building anything (tests/integration has the build).
 
-Every third-party module the package imports at run time is a declared runtime dependency, every
-runtime dependency has the lower bound `make test-min` installs, the dev extra contains the demo
+Every third-party module the package imports at run time is a declared runtime dependency (or an
+optional extra's, such as opentelemetry-api for `otel`), every runtime dependency has the lower bound `make test-min` installs, the dev extra contains the demo
 extra, and the classifiers agree with requires-python.
 """
 
@@ -59,6 +59,24 @@ def _runtime_imports() -> dict[str, str]:
     return found
 
 
+# Modules of an optional extra whose distribution has another name.
+_OPTIONAL_DISTRIBUTION = {"opentelemetry": "opentelemetry-api"}
+
+
+def _optional_distribution(module: str) -> str:
+    return canonicalize_name(_OPTIONAL_DISTRIBUTION.get(module, module))
+
+
+def _extras_names(project: dict[str, Any]) -> set[str]:
+    """The distributions the optional extras bring (the dev extra's test tools excluded)."""
+    return {
+        canonicalize_name(Requirement(text).name)
+        for extra, texts in project.get("optional-dependencies", {}).items()
+        if extra != "dev"
+        for text in texts
+    }
+
+
 def test_every_runtime_import_is_a_declared_dependency(project: dict[str, Any]) -> None:
     declared = {str(Requirement(text)).split(">=")[0] for text in project["dependencies"]}
     declared_names = {canonicalize_name(Requirement(text).name) for text in project["dependencies"]}
@@ -66,6 +84,8 @@ def test_every_runtime_import_is_a_declared_dependency(project: dict[str, Any]) 
     assert {"requests", "urllib3", "tenacity", "boto3", "botocore", "s3transfer"} <= set(imports)
     for module, where in imports.items():
         provider = _PROVIDED_BY.get(module)
+        if _optional_distribution(module) in _extras_names(project):
+            continue  # an optional extra's, imported only when its feature is asked for
         if provider is not None:
             assert provider in declared, f"{module} ({where}) needs {provider} in dependencies"
         else:
