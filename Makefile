@@ -62,7 +62,7 @@ test-min: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m taskcreds demo
 
-bench: $(STAMP)
+bench: $(STAMP) $(AIO_STAMP)
 	$(BIN)/python -m bench
 
 # The sdist and the wheel in dist/, built by PyPA build in an isolated environment, then checked.
