@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import io
 import random
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ import pytest
 import taskcreds
 from taskcreds import AccessDeniedError, KeyOutsidePrefixError, ObjectExistsError
 from taskcreds.aio import AsyncCredentialProvider, AsyncUploader
+from taskcreds.local import AgentServer
 from taskcreds.upload.results import FileEvent
 from taskcreds_demo.seaweed import SeaweedFS
 
@@ -159,3 +163,64 @@ def test_uploads_beyond_max_workers_wait_for_a_thread(
         return most[0]
 
     assert asyncio.run(scenario()) <= 2
+
+
+class PacedStream(io.RawIOBase):
+    """``data`` read at ``len(data) / seconds`` bytes per second (the read sleeps in the thread
+    that uploads, never on the loop): an upload that lasts through several rotations."""
+
+    def __init__(self, data: bytes, seconds: float) -> None:
+        self._data = memoryview(data)
+        self._position = 0
+        self._rate = len(data) / seconds
+        self._started: float | None = None
+        self._lock = threading.Lock()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, into: Any) -> int:
+        with self._lock:
+            if self._started is None:
+                self._started = time.monotonic()
+            chunk = self._data[self._position : self._position + len(into)]
+            into[: len(chunk)] = chunk
+            self._position += len(chunk)
+            due = self._started + self._position / self._rate
+        threading.Event().wait(max(due - time.monotonic(), 0.0))  # pacing, not synchronisation
+        return len(chunk)
+
+
+def test_an_async_upload_survives_credential_rotation_over_30_seconds(
+    short_lived_seaweed: SeaweedFS,
+) -> None:
+    seaweed = short_lived_seaweed  # STS sessions of 10 s
+    data = random.Random(3).randbytes(60 * MiB)
+    issued: list[str] = []
+
+    def source() -> Any:
+        credentials = seaweed.assume_role("AppA")
+        issued.append(credentials.access_key_id)
+        return credentials
+
+    async def scenario() -> tuple[Any, float, list[str]]:
+        with AgentServer(source) as server:
+            async with (
+                AsyncCredentialProvider(server.environment()) as provider,
+                async_uploader(seaweed, provider, part_size=5 * MiB, max_concurrency=4) as up,
+            ):
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                stream = io.BufferedReader(PacedStream(data, seconds=32))
+                result = await up.upload_fileobj(stream, "rotated.bin")
+                return result, loop.time() - started, incomplete(seaweed, up.prefix)
+
+    result, elapsed, left = asyncio.run(scenario())
+    assert elapsed >= 30, elapsed
+    assert result.multipart
+    assert result.size == len(data)
+    assert left == []
+    assert len(set(issued)) >= 3  # the agent handed out new sessions during the upload
+    assert hashlib.sha256(head(seaweed, result.key)["Body"]).digest() == (
+        hashlib.sha256(data).digest()
+    )

@@ -43,8 +43,7 @@ from taskcreds.credentials import Credentials
 from taskcreds.local import AgentServer
 from taskcreds.upload import Uploader
 from taskcreds.upload._hooks import CONFLICT_ATTEMPTS
-from taskcreds_demo.seaweed import SeaweedError, SeaweedFS, find_weed
-from tests.conftest import unavailable
+from taskcreds_demo.seaweed import SeaweedFS
 from tests.support.s3proxy import (
     CONFLICT,
     DROP_RESPONSE,
@@ -139,22 +138,6 @@ def part_number(query: str) -> str:
 
 
 # -- rotation ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def short_lived_seaweed() -> Iterator[SeaweedFS]:
-    """Its own SeaweedFS whose STS sessions live 10 s; stopped (by PID) at the end."""
-    if find_weed() is None:
-        unavailable("no 'weed' binary next to the interpreter or on PATH")
-    server = SeaweedFS(token_duration="10s")
-    try:
-        server.start()
-    except SeaweedError as exc:
-        unavailable(str(exc))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class Pacer:
