@@ -23,7 +23,7 @@ from typing import Any
 from bench._common import REPO, interleaved, median, result, row
 
 TITLE = "event-loop lag during a 2 s credentials fetch"
-PEER = "aiobotocore AioSession credentials"
+PEER = "aiobotocore AioContainerProvider, one shared load()"
 GOAL_MS = 5.0
 #: Coroutines calling AioSession().get_credentials() at once (each starts a 2 s fetch).
 SESSION_CALLS = 100
