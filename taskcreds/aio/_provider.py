@@ -91,8 +91,10 @@ class AsyncCredentialProvider:
 
     def _setup(self, provider: CredentialProvider) -> None:
         self._provider = provider
-        #: The one thread that fetches (made on first use, and again after aclose()).
+        #: The one thread that fetches, started now: starting a thread in the first get()
+        #: would hold that caller's loop for milliseconds (made again after aclose()).
         self._worker: ThreadPoolExecutor | None = None
+        self._thread().submit(_started)
         #: The fetch each loop's callers share, per kind ("get" or "refresh").
         self._flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Flight]] = (
             weakref.WeakKeyDictionary()
@@ -164,6 +166,10 @@ class AsyncCredentialProvider:
         if self._worker is None:
             self._worker = ThreadPoolExecutor(1, thread_name_prefix="taskcreds-aio")
         return self._worker
+
+
+def _started() -> None:
+    """Run once in a new worker thread, so that it exists before anyone waits for it."""
 
 
 class _Flight:
