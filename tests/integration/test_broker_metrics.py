@@ -38,6 +38,7 @@ from taskcreds.telemetry import REFRESH_KINDS, ProviderStats
 
 from ._broker_client import get
 from .conftest import ROLE_ARN
+from .test_broker import token_of
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,10 +69,6 @@ def upstream() -> Iterator[AgentServer]:
 def broker(upstream: AgentServer) -> Iterator[Broker]:
     with Broker(environ=upstream.environment()) as running:
         yield running
-
-
-def token_of(broker: Broker) -> str:
-    return Path(broker.token_file).read_text()
 
 
 def ask(broker: Broker, path: str, *, token: str | None, user_agent: str | bytes) -> int:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from opentelemetry import metrics
@@ -33,10 +33,10 @@ from taskcreds import CredentialProvider, Credentials, telemetry
 from taskcreds.errors import EndpointUnreachableError, ThrottledError
 from taskcreds.local import AgentServer
 from taskcreds.telemetry import CredentialEvent, Instrumentation
+from tests.unit.test_provider import FakeTime
 
 from .conftest import full_uri_environ
 
-START = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 SECRET = "CANARY-SECRET-wJalrXUtnFEMI-K7MDENG"
 TOKEN = "CANARY-TOKEN-IQoJb3JpZ2luX2VjE"
 
@@ -51,22 +51,6 @@ def throttled() -> ThrottledError:
     return ThrottledError(
         "throttled", url="http://127.0.0.1:9/…", status=429, code=None, detail="Rate exceeded"
     )
-
-
-class FakeTime:
-    """One fake source of both the wall clock (aware UTC) and the monotonic clock."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def clock(self) -> datetime:
-        return START + timedelta(seconds=self.offset)
-
-    def monotonic(self) -> float:
-        return 1000.0 + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 class OtelTestSource:

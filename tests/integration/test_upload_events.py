@@ -30,15 +30,6 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture
-def provider(seaweed: SeaweedFS) -> Iterator[taskcreds.CredentialProvider]:
-    with (
-        AgentServer(lambda: seaweed.assume_role("AppA")) as server,
-        taskcreds.CredentialProvider(server.environment()) as provider,
-    ):
-        yield provider
-
-
-@pytest.fixture
 def proxy(seaweed: SeaweedFS) -> Iterator[S3Proxy]:
     with S3Proxy(seaweed.s3_endpoint) as running:
         yield running
