@@ -1,4 +1,6 @@
-"""Small objects in one PutObject through the AWS CRT's S3 client: HTTP, signing and retries in C.
+"""Requests through the AWS CRT's S3 client (HTTP, signing and retries in C): a small object in
+one PutObject (:meth:`CrtPut.put`), and the parts of multipart uploads (:meth:`CrtPut.submit`,
+driven by :mod:`._crt_multipart` and, for ``upload_dir``'s small files, :mod:`._crt_batch`).
 
 botocore spends about 2 ms of Python CPU on each request (serializing, some forty event handlers,
 SigV4 in Python, parsing the answer); for an 8 KiB object that is nearly all of the cost, and on
@@ -17,12 +19,13 @@ taskcreds upload safe stays in Python, before and after the request:
   names the refused IAM action as for every other request.
 
 The CRT retries 5xx, ``SlowDown`` and dropped connections itself, with full-jitter backoff, up to
-the uploader's ``max_attempts`` (it always makes at least two); a request that has not ended by
-its deadline is cancelled. It never splits an object into parts (its multipart threshold is S3's
-single-PUT limit). A redirect to another region, or a file that grew since it was measured, is
-left to botocore (:mod:`._transfer`). The CRT does not say whether it retried,
-and a retried conditional write cannot be told from another writer's object without knowing, so
-``overwrite=False`` writes keep the botocore path (:mod:`._hooks`), where every attempt is seen.
+the uploader's ``max_attempts`` (it always makes at least two); a request that has not ended by its
+deadline is cancelled. It never splits a request into parts itself (its multipart threshold is S3's
+single-PUT limit): taskcreds cuts the parts. A redirect to another region, or a file that grew
+since it was measured, is left to botocore (:mod:`._transfer`). The CRT does not say whether it
+retried, and a retried conditional write cannot be told from another writer's object without
+knowing, so small ``overwrite=False`` writes keep the botocore path (:mod:`._hooks`), where every
+attempt is seen; a multipart upload's condition is on its completion, which botocore sends.
 """
 
 from __future__ import annotations

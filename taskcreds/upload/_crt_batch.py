@@ -125,10 +125,7 @@ class SmallFiles:
         (the caller's pool sends it). A file that cannot be read or signed is settled failed."""
         try:
             file = self._prepared(index, item)
-        except OSError as exc:
-            self._settle(index, _failed(item, exc))
-            return True
-        except TaskCredsError as exc:
+        except (OSError, TaskCredsError) as exc:  # vanished, unreadable, swapped: it alone
             self._settle(index, _failed(item, exc))
             return True
         if file is None:

@@ -1,10 +1,12 @@
 """The :class:`Uploader`: writes only under its bucket and prefix, with the task role's credentials.
 
-The transfer itself is s3transfer's (multipart, concurrency, retries of parts); botocore's
-standard retry mode handles 503 SlowDown and 5xx. What this module adds is the binding to one
-bucket and prefix, typed errors naming the refused IAM action, ``If-None-Match`` writes, a refresh
-and retry when S3 calls the credentials expired, and a guarantee that a failed upload leaves no
-incomplete multipart upload behind (or logs its id when S3 refuses to abort it).
+The bytes go through the AWS CRT where it is faster (small objects and the parts of multipart
+uploads: :mod:`._crt`) and through s3transfer otherwise (streams of unknown size, a caller's
+session); botocore's standard retry mode handles 503 SlowDown and 5xx for what it sends. What this
+module adds is the binding to one bucket and prefix, typed errors naming the refused IAM action,
+``If-None-Match`` writes, a refresh and retry when S3 calls the credentials expired, and a
+guarantee that a failed upload leaves no incomplete multipart upload behind (or logs its id when S3
+refuses to abort it).
 
 No-overwrite writes are retried on 409 ``ConditionalRequestConflict``; a 412 on a retry after an
 attempt whose answer was lost is checked against the object S3 holds (its checksum), so the
@@ -86,10 +88,12 @@ class Uploader:
     Each upload method takes its options as an :class:`UploadOptions` (``options=``), as keyword
     arguments (``overwrite=False, content_type="text/csv"``), or both (the keywords win).
 
-    ``engine="auto"`` sends an object smaller than ``multipart_threshold`` in one PutObject
+    ``engine="auto"`` sends small objects (one PutObject) and the parts of multipart uploads
     through the AWS CRT (signing, HTTP and retries in C: about a fifth of botocore's CPU per
-    object) when the credentials are a taskcreds provider's; ``engine="botocore"`` sends every
-    request through botocore. What each path keeps is in docs/uploading.md ("Engines").
+    request) when the credentials are a taskcreds provider's; ``engine="botocore"`` sends every
+    request through botocore. ``on_event`` receives the uploader's events
+    (:mod:`taskcreds.upload.events`), counted by :meth:`stats`. What each path keeps is in
+    docs/uploading.md ("Engines").
     """
 
     def __init__(
