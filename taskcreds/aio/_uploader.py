@@ -23,6 +23,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -214,8 +215,6 @@ def _with_progress(
         _stop_if(cancelled)
         if own is not None:
             loop.call_soon_threadsafe(own, sent)
-
-    from dataclasses import replace
 
     return replace(options, progress=progress)
 

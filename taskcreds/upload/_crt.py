@@ -149,10 +149,12 @@ class Sent:
         assert self.done is not None, "outcome() of a request sent without waitable=True"
         if not self.done.wait(self.deadline):
             self.cancel()
-            raise UploadTransportError(
-                TimeoutError(f"no answer from S3 within {self.deadline:.0f} s")
-            )
+            raise self.timed_out()
         return self.result()
+
+    def timed_out(self) -> UploadTransportError:
+        """The error of this request, cancelled at its deadline."""
+        return UploadTransportError(TimeoutError(f"no answer from S3 within {self.deadline:.0f} s"))
 
     def result(self) -> dict[str, Any]:
         """The outcome of a request that has ended."""

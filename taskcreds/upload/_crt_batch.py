@@ -39,6 +39,7 @@ from taskcreds.upload._crt import (
     headers_are_sendable,
     is_redirect,
 )
+from taskcreds.upload._transfer import read_at_most
 from taskcreds.upload.options import SHA256_METADATA, UploadOptions, guess_type
 from taskcreds.upload.results import FailedFile, UploadResult, result_from
 
@@ -181,11 +182,8 @@ class SmallFiles:
     # -- one file ------------------------------------------------------------------------------
 
     def _prepared(self, index: int, item: Listed) -> _File | None:
-        fd = self._open_listed(self._tree, item)
-        try:
-            body = _read_at_most(fd, item.size)
-        finally:
-            os.close(fd)
+        with os.fdopen(self._open_listed(self._tree, item), "rb") as handle:
+            body = read_at_most(handle, item.size)
         if body is None:
             return None  # grew since it was listed: streamed by the pool's path
         digest = self._digests.get(item.key) or hashlib.sha256(body).hexdigest()
@@ -221,9 +219,7 @@ class SmallFiles:
     def _after_error(self, file: _File, error: Exception) -> None:
         if file.timed_out:
             assert file.sent is not None
-            error = UploadTransportError(
-                TimeoutError(f"no answer from S3 within {file.sent.deadline:.0f} s")
-            )
+            error = file.sent.timed_out()
         elif isinstance(error, ClientError):
             if is_redirect(error):
                 self._settle(file.index, None)  # the pool's path follows the redirect
@@ -234,19 +230,6 @@ class SmallFiles:
                 return
         translated = self._uploader._translated(error, file.item.key)
         self._settle(file.index, _failed(file.item, translated))
-
-
-def _read_at_most(fd: int, size: int) -> bytes | None:
-    """The file's bytes, or None when it holds more than ``size``."""
-    chunks = []
-    total = 0
-    while total <= size:
-        chunk = os.read(fd, size + 1 - total)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        total += len(chunk)
-    return b"".join(chunks) if total <= size else None
 
 
 def _with_path(result: UploadResult, item: Listed) -> UploadResult:

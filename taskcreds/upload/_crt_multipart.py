@@ -275,6 +275,4 @@ def _next_ended(sender: _PartSender, parts: list[_Part], in_flight: set[int]) ->
     except queue.Empty:
         assert first_due.sent is not None
         first_due.sent.cancel()
-        raise UploadTransportError(
-            TimeoutError(f"no answer from S3 within {first_due.sent.deadline:.0f} s")
-        ) from None
+        raise first_due.sent.timed_out() from None

@@ -24,7 +24,7 @@ from taskcreds.upload.results import UploadResult, result_from
 if TYPE_CHECKING:
     from taskcreds.upload.uploader import Uploader
 
-__all__ = ["ByteBudget", "ByteCounter", "send_locked"]
+__all__ = ["ByteBudget", "ByteCounter", "read_at_most", "send_locked"]
 
 
 def send_locked(
@@ -115,7 +115,7 @@ def _put_small(
         # Bodies are held in memory while they are sent: at most part_size x max_concurrency
         # bytes of them at once, as for the parts of multipart uploads.
         with uploader._small_bodies.hold(size):
-            data = _read_at_most(source, size)
+            data = read_at_most(source, size)
             if data is not None:
                 try:
                     return engine.put(
@@ -185,7 +185,7 @@ def _part_source(source: str | IO[bytes], size: int) -> Iterator[PartSource | No
         yield None
 
 
-def _read_at_most(source: str | IO[bytes], size: int) -> bytes | None:
+def read_at_most(source: str | IO[bytes], size: int) -> bytes | None:
     """The body, or None when it is longer than ``size`` (a file that grew since it was
     measured: botocore streams it instead of this path holding it all)."""
     if isinstance(source, str):
