@@ -51,6 +51,7 @@ __all__ = [
     "Sent",
     "UploadTransportError",
     "crt_available",
+    "fixed_headers",
     "header_list",
     "headers_are_sendable",
     "is_redirect",
@@ -115,7 +116,7 @@ def headers_are_sendable(extra_args: Mapping[str, Any]) -> bool:
     return all(value.isascii() and value.isprintable() for value in values)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Answer:
     """What one request came back with."""
 
@@ -125,7 +126,7 @@ class _Answer:
     error_body: bytes = b""
 
 
-@dataclass
+@dataclass(slots=True)
 class Sent:
     """One request in flight: its answer once it has ended (``done`` is set, for a request
     whose caller waits on it)."""
@@ -288,7 +289,11 @@ class CrtPut:
         """Start one PUT of ``body`` (a binary stream of ``length`` bytes) to ``key`` (with
         ``query``), signed with the provider's current set: the request in flight. ``on_done``
         is called, in a CRT thread, when it has ended; a request that is not ``waitable`` has
-        no event to wait on (its caller learns that it ended from ``on_done`` alone)."""
+        no event to wait on (its caller learns that it ended from ``on_done`` alone).
+
+        The CRT holds ``on_done`` until the request is gone, so it must not hold the
+        :class:`Sent` returned, or anything holding it: that cycle runs through C, where the
+        collector cannot see it, and would never be freed."""
         from awscrt.http import HttpHeaders, HttpRequest  # type: ignore[import-untyped]
         from awscrt.s3 import S3RequestType
 
@@ -394,14 +399,20 @@ def is_redirect(error: BaseException) -> bool:
 def header_list(
     extra_args: Mapping[str, Any], algorithm: str, checksum: str | None, length: int
 ) -> list[tuple[str, str]]:
-    headers = [("Content-Length", str(length))]
-    headers.extend(
-        (header, str(extra_args[name])) for name, header in _HEADER_OF.items() if name in extra_args
-    )
-    for name, value in (extra_args.get("Metadata") or {}).items():
-        headers.append((f"x-amz-meta-{name}", str(value)))
+    headers = [("Content-Length", str(length)), *fixed_headers(extra_args)]
     if checksum is not None:
         headers.append((f"x-amz-checksum-{algorithm.lower()}", checksum))
+    return headers
+
+
+def fixed_headers(extra_args: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The headers of ``extra_args`` (content type, tags, storage class, encryption, metadata):
+    all but the length and the checksum, which depend on the body."""
+    headers = [
+        (header, str(extra_args[name])) for name, header in _HEADER_OF.items() if name in extra_args
+    ]
+    for name, value in (extra_args.get("Metadata") or {}).items():
+        headers.append((f"x-amz-meta-{name}", str(value)))
     return headers
 
 

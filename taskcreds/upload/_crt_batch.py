@@ -24,7 +24,7 @@ import os
 import queue
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -35,7 +35,7 @@ from taskcreds.upload._crt import (
     CrtPut,
     Sent,
     UploadTransportError,
-    header_list,
+    fixed_headers,
     headers_are_sendable,
     is_redirect,
 )
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from taskcreds.upload._tree import Tree
     from taskcreds.upload.uploader import Uploader
 
-__all__ = ["IN_FLIGHT", "SmallFiles"]
+__all__ = ["IN_FLIGHT", "SmallFiles", "lane_headers"]
 
 #: Requests in flight at once, at least: an 8 KiB PutObject is nearly all waiting.
 IN_FLIGHT = 64
@@ -59,7 +59,7 @@ DEADLINE_SCAN = 1.0
 Settle = Callable[[int, "UploadResult | FailedFile | None"], None]
 
 
-@dataclass
+@dataclass(slots=True)
 class _File:
     index: int
     item: Listed
@@ -84,6 +84,7 @@ class SmallFiles:
         open_listed: Callable[[Tree, Listed], int],
         digests: Mapping[str, str],
         options: UploadOptions,
+        headers: LaneHeaders,
         settle: Settle,
         ended: queue.SimpleQueue[Any],
     ) -> None:
@@ -93,10 +94,8 @@ class SmallFiles:
         self._open_listed = open_listed
         self._digests = digests
         self._options = options
-        # Everything but the content type and the SHA-256 is the same for every file.
-        self._common = options.extra_args(uploader.checksum_algorithm)
-        self._common.pop("ContentType", None)
-        self._algorithm = str(self._common["ChecksumAlgorithm"])
+        self._headers = headers
+        self._algorithm = headers.algorithm
         self._settle = settle
         #: Shared with the caller's thread pool: (this lane, the file) for each request ended.
         self._ended = ended
@@ -133,9 +132,9 @@ class SmallFiles:
             return False
         return self._start(file)
 
-    def settle_ended(self, file: _File) -> None:
-        """Settle a file whose request ended (or send it again, or hand it back)."""
-        del self._in_flight[file.index]
+    def settle_ended(self, index: int) -> None:
+        """Settle file ``index``, whose request ended (or send it again, or hand it back)."""
+        file = self._in_flight.pop(index)
         self._bytes -= len(file.body)
         assert file.sent is not None
         try:
@@ -150,10 +149,11 @@ class SmallFiles:
             size=len(file.body),
             algorithm=self._algorithm,
             multipart=False,
+            path=file.item.path,
         )
         if self._options.progress is not None:
             self._options.progress(len(file.body))
-        self._settle(file.index, _with_path(result, file.item))
+        self._settle(index, result)
 
     def cancel_overdue(self) -> None:
         """Cancel the requests past their deadline (each then ends, failed, through the
@@ -177,25 +177,26 @@ class SmallFiles:
         while self._in_flight:
             entry = self._ended.get()
             if entry[0] is self:
-                self._in_flight.pop(entry[1].index, None)
+                self._in_flight.pop(entry[1], None)
 
     # -- one file ------------------------------------------------------------------------------
 
     def _prepared(self, index: int, item: Listed) -> _File | None:
-        with os.fdopen(self._open_listed(self._tree, item), "rb") as handle:
-            body = read_at_most(handle, item.size)
+        descriptor = self._open_listed(self._tree, item)
+        try:
+            body = read_at_most(descriptor, item.size)
+        finally:
+            os.close(descriptor)
         if body is None:
             return None  # grew since it was listed: streamed by the pool's path
         digest = self._digests.get(item.key) or hashlib.sha256(body).hexdigest()
-        extra = dict(self._common)
-        extra["ContentType"] = self._options.content_type or guess_type(item.path.name)
-        extra["Metadata"] = {**self._common.get("Metadata", {}), SHA256_METADATA: digest}
-        if not headers_are_sendable(extra):
-            return None
-        checksum = body_checksum(body, self._algorithm)
-        return _File(index, item, body, header_list(extra, self._algorithm, checksum, len(body)))
+        headers = self._headers.of(item.name, body, digest)
+        if headers is None:
+            return None  # a content type its headers cannot carry: botocore's path
+        return _File(index, item, body, headers)
 
     def _start(self, file: _File) -> bool:
+        index = file.index
         try:
             file.sent = self._engine.submit(
                 self._uploader.bucket,
@@ -205,7 +206,9 @@ class SmallFiles:
                 file.headers,
                 operation="PutObject",
                 length=len(file.body),
-                on_done=lambda: self._ended.put((self, file)),
+                # The index, not the file: what the CRT holds must not lead back to the request
+                # (a cycle through the CRT that the collector cannot see would never be freed).
+                on_done=lambda: self._ended.put((self, index)),
                 waitable=False,
             )
         except TaskCredsError as exc:  # no credentials to sign with
@@ -232,9 +235,67 @@ class SmallFiles:
         self._settle(file.index, _failed(file.item, translated))
 
 
-def _with_path(result: UploadResult, item: Listed) -> UploadResult:
-    return replace(result, path=str(item.path))
-
-
 def _failed(item: Listed, error: TaskCredsError | OSError) -> FailedFile:
-    return FailedFile(str(item.path), item.key, str(error), error)
+    return FailedFile(item.path, item.key, str(error), error)
+
+
+class LaneHeaders:
+    """The headers of each file's PutObject: what the options give, the same for every file,
+    is made (and checked) once; the content type, the SHA-256 and the checksum per file."""
+
+    def __init__(self, options: UploadOptions, default_algorithm: str) -> None:
+        common = options.extra_args(default_algorithm)
+        self.algorithm = str(common.pop("ChecksumAlgorithm"))
+        self._content_type = common.pop("ContentType", None)
+        metadata = dict(common.pop("Metadata", None) or {})
+        metadata.pop(SHA256_METADATA, None)  # the file's own SHA-256 replaces it
+        if metadata:
+            common["Metadata"] = metadata
+        self._common = common
+        self._fixed = fixed_headers(common)
+        self._checksum_header = f"x-amz-checksum-{self.algorithm.lower()}"
+        #: Content type (or None: not sendable) by what of a name decides it (its suffixes).
+        self._types: dict[str, str | None] = {}
+
+    @property
+    def sendable(self) -> bool:
+        """Whether what the options give fits this path (else every file goes to botocore)."""
+        probe = {**self._common, "Metadata": {**self._common.get("Metadata", {}), "k": "v"}}
+        if self._content_type is not None:
+            probe["ContentType"] = self._content_type
+        return headers_are_sendable(probe)
+
+    def of(self, name: str, body: bytes, digest: str) -> list[tuple[str, str]] | None:
+        """The headers for file ``name`` with these bytes; None when its content type cannot
+        be sent on this path."""
+        content_type = self._content_type or self._type_of(name)
+        if content_type is None:
+            return None
+        return [
+            ("Content-Length", str(len(body))),
+            ("Content-Type", content_type),
+            *self._fixed,
+            (f"x-amz-meta-{SHA256_METADATA}", digest),
+            (self._checksum_header, str(body_checksum(body, self.algorithm))),
+        ]
+
+    def _type_of(self, name: str) -> str | None:
+        if ":" in name:  # a name mimetypes may read as a URL ("data:..."): never cached
+            return _sendable_type(guess_type(name))
+        stem = name.lstrip(".")  # a leading dot starts no suffix
+        dot = stem.find(".")
+        # mimetypes looks at the suffixes alone: "x" stands for whatever comes before them.
+        suffixes = "x" + stem[dot:] if dot >= 0 else "x"
+        if suffixes not in self._types:
+            self._types[suffixes] = _sendable_type(guess_type(suffixes))
+        return self._types[suffixes]
+
+
+def _sendable_type(content_type: str) -> str | None:
+    return content_type if headers_are_sendable({"ContentType": content_type}) else None
+
+
+def lane_headers(options: UploadOptions, default_algorithm: str) -> LaneHeaders | None:
+    """The lane's headers for these options, or None when they are not for this path."""
+    headers = LaneHeaders(options, default_algorithm)
+    return headers if headers.sendable else None

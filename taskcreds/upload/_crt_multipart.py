@@ -194,7 +194,8 @@ class _PartSender:
         self._upload_id = upload_id
         self._source = source
         self._algorithm = algorithm
-        self.ended: queue.SimpleQueue[_Part] = queue.SimpleQueue()
+        #: The number of each part whose request ended.
+        self.ended: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._etags: dict[int, str] = {}
 
     def send(self, part: _Part) -> None:
@@ -205,6 +206,7 @@ class _PartSender:
         if part.checksum is not None:
             headers.append((f"x-amz-checksum-{self._algorithm.lower()}", part.checksum))
         query = f"?partNumber={part.number}&uploadId={quote(self._upload_id, safe='')}"
+        ended, number = self.ended, part.number
         part.sent = self._engine.submit(
             self._bucket,
             self._key,
@@ -213,7 +215,8 @@ class _PartSender:
             headers,
             operation="UploadPart",
             length=part.length,
-            on_done=lambda: self.ended.put(part),
+            # The number, not the part: what the CRT holds must not lead back to the request.
+            on_done=lambda: ended.put(number),
         )
         part.due = time.monotonic() + part.sent.deadline
 
@@ -271,7 +274,7 @@ def _next_ended(sender: _PartSender, parts: list[_Part], in_flight: set[int]) ->
     """The next part in flight to end; a part past its deadline is cancelled and fails."""
     first_due = min((parts[number - 1] for number in in_flight), key=lambda part: part.due)
     try:
-        return sender.ended.get(timeout=max(first_due.due - time.monotonic(), 0.0))
+        return parts[sender.ended.get(timeout=max(first_due.due - time.monotonic(), 0.0)) - 1]
     except queue.Empty:
         assert first_due.sent is not None
         first_due.sent.cancel()

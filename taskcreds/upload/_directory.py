@@ -56,18 +56,31 @@ def checked_root(root: Path, bucket: str) -> None:
 # -- planning -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Listed:
     """A file ``upload_dir`` listed: where it is shown, its key, and what was found."""
 
-    #: The path as listed (under the root, as the caller named it).
-    path: Path
+    #: The path as listed (under the root, as the caller named it), as ``str(Path(...))``.
+    path: str
     key: str
     #: Where its bytes are, relative to the root (for a symlink: its target's place).
     parts: tuple[str, ...]
     #: (st_dev, st_ino) of the file listed.
     identity: tuple[int, int]
     size: int
+
+    @property
+    def name(self) -> str:
+        """The file's name as listed (a symlink's own name, not its target's)."""
+        return os.path.basename(self.path)
+
+
+def listed_path(root: str, parts: tuple[str, ...]) -> str:
+    """``str(Path(root, *parts))`` for names from a listing (none holds a '/' or is '.' or
+    '..'), without making a Path per file: ``root`` is ``str()`` of a Path already."""
+    if root == ".":
+        return os.path.join(*parts)
+    return os.path.join(root, *parts)
 
 
 def plan_directory(
@@ -79,25 +92,26 @@ def plan_directory(
 ) -> Iterator[Listed]:
     """The files of ``tree`` to upload, in path order; a name no key can be made for goes to
     ``result.failed``."""
+    root = str(tree.root)
     for parts, listed in tree.entries():
-        path = Path(tree.root, *parts)
+        path = listed_path(root, parts)
         try:
             # A file the walk found (it follows no symlink) lies under the root by construction:
             # only a symlink's place needs resolving (a third of the CPU per small file).
             relative = (
                 keys.relative_key_for_parts(parts)
                 if listed is not None
-                else keys.relative_key_for_path(tree.root, path)
+                else keys.relative_key_for_path(tree.root, Path(path))
             )
         except TaskCredsError as exc:
-            result.failed.append(FailedFile(str(path), None, str(exc), exc))
+            result.failed.append(FailedFile(path, None, str(exc), exc))
             continue
         if not selected(relative, include, exclude):
             continue
         try:
             key = key_for(relative)
         except TaskCredsError as exc:
-            result.failed.append(FailedFile(str(path), None, str(exc), exc))
+            result.failed.append(FailedFile(path, None, str(exc), exc))
             continue
         if listed is not None:
             yield Listed(path, key, parts, (listed.st_dev, listed.st_ino), listed.st_size)
@@ -119,7 +133,7 @@ def plan(
         listed = plan_directory(
             tree, tuple(include), tuple(exclude), DirectoryResult(), uploader.key_for
         )
-        return [PlannedFile(str(item.path), item.key, item.size) for item in listed]
+        return [PlannedFile(item.path, item.key, item.size) for item in listed]
 
 
 # -- uploading ----------------------------------------------------------------------------------
@@ -153,7 +167,7 @@ def upload_dir(
         if dry_run:
             for item in todo:
                 result.planned.append(item.key)
-                run.emit("planned", str(item.path), item.key)
+                run.emit("planned", item.path, item.key)
             return result
         run.upload_many(tree, todo, digests, options, keep_going=keep_going)
     return result
@@ -237,7 +251,7 @@ class _Run:
                 digests[key] = digest
                 if unchanged:
                     result.skipped.append(key)
-                    emit("skipped", str(item.path), key)
+                    emit("skipped", item.path, key)
         return digests
 
     def remote_digest(self, key: str) -> str | None:
@@ -254,7 +268,7 @@ class _Run:
         self, tree: Tree, item: Listed, digests: Mapping[str, str], options: UploadOptions
     ) -> tuple[UploadResult | FailedFile, bool]:
         """The file's outcome, and whether its failure means the rest would fail too."""
-        per_file = options.with_defaults(name=item.path.name)
+        per_file = options.with_defaults(name=item.name)
         try:
             # The bytes come from the descriptor checked against the listing, never from
             # the name (which may be a symlink by now).
@@ -268,7 +282,7 @@ class _Run:
                 uploaded = self.uploader._transfer(
                     handle, item.key, size, replace(per_file, metadata=metadata)
                 )
-                return replace(uploaded, path=str(item.path)), False
+                return replace(uploaded, path=item.path), False
         except TaskCredsError as exc:
             return _failed(item, exc), _fails_every_file(exc)
         except OSError as exc:
@@ -310,8 +324,11 @@ class _Run:
         ended: queue.SimpleQueue[Any],
     ) -> _crt_batch.SmallFiles | None:
         """The CRT lane for small files, where the uploader uses the CRT for them (overwriting
-        writes with a taskcreds provider), else None."""
+        writes with a taskcreds provider, options its headers can carry), else None."""
         if not options.overwrite:
+            return None
+        headers = _crt_batch.lane_headers(options, self.uploader.checksum_algorithm)
+        if headers is None:
             return None
         engine = self.uploader._clients.crt()
         if engine is None:
@@ -323,6 +340,7 @@ class _Run:
             open_listed=self.open_listed,
             digests=digests,
             options=options,
+            headers=headers,
             settle=settle,
             ended=ended,
         )
@@ -358,7 +376,7 @@ class _Uploads:
         self.outcomes[index] = outcome
         item = self._todo[index]
         if isinstance(outcome, UploadResult):
-            self._run.emit("uploaded", str(item.path), item.key, outcome)
+            self._run.emit("uploaded", item.path, item.key, outcome)
         else:
             self._run.emit("failed", outcome.path, outcome.key, outcome)
 
@@ -425,7 +443,7 @@ def _sha256(handle: IO[bytes]) -> str:
 
 
 def _failed(item: Listed, error: TaskCredsError | OSError) -> FailedFile:
-    return FailedFile(str(item.path), item.key, str(error), error)
+    return FailedFile(item.path, item.key, str(error), error)
 
 
 def _fails_every_file(error: TaskCredsError) -> bool:

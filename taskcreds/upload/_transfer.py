@@ -185,15 +185,31 @@ def _part_source(source: str | IO[bytes], size: int) -> Iterator[PartSource | No
         yield None
 
 
-def read_at_most(source: str | IO[bytes], size: int) -> bytes | None:
-    """The body, or None when it is longer than ``size`` (a file that grew since it was
-    measured: botocore streams it instead of this path holding it all)."""
+def read_at_most(source: str | int | IO[bytes], size: int) -> bytes | None:
+    """The body of a file (its name or descriptor) or stream, or None when it is longer than
+    ``size`` (a file that grew since it was measured: botocore streams it instead of this path
+    holding it all)."""
+    if isinstance(source, int):
+        return _read_descriptor(source, size)
     if isinstance(source, str):
         with open(source, "rb") as handle:
             data = handle.read(size + 1)
     else:
         data = source.read(size + 1)
     return data if len(data) <= size else None
+
+
+def _read_descriptor(descriptor: int, size: int) -> bytes | None:
+    # os.read straight from the descriptor: a buffered file object around it costs more than
+    # reading a small file does.
+    chunks = []
+    total = 0
+    while chunk := os.read(descriptor, size + 1 - total):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > size:
+            return None
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class ByteBudget:

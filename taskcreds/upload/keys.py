@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import NamedTuple
 
 from taskcreds.errors import KeyOutsidePrefixError
@@ -213,7 +213,7 @@ def relative_key_for_parts(parts: tuple[str, ...]) -> str:
     """The key, relative to the prefix, for the file at ``parts`` below a root that was walked
     without following symlinks (so nothing needs resolving): ``/``-joined, NFC-normalised, and
     refused as :func:`relative_key_for_path` refuses it."""
-    relative = _nfc(PurePosixPath(*parts).as_posix())
+    relative = _nfc("/".join(parts))  # names from a listing: no '/', no '.' or '..' parts
     problem = _violation(relative) or _too_long(relative)
     if problem is not None:
         raise _reject("key", relative, problem, None)

@@ -50,6 +50,7 @@ def result_from(
     size: int,
     algorithm: str,
     multipart: bool,
+    path: str | None = None,
 ) -> UploadResult:
     """The :class:`UploadResult` of a write, from S3's answer to it (or to a HEAD of it)."""
     checksum = answer.get(f"Checksum{algorithm}")
@@ -62,6 +63,7 @@ def result_from(
         checksum_algorithm=algorithm if checksum else None,
         checksum=checksum,
         multipart=multipart,
+        path=path,
     )
 
 

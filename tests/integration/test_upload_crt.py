@@ -5,6 +5,7 @@ its errors. Every other upload test runs through it too (it is the default for s
 from __future__ import annotations
 
 import contextlib
+import gc
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ import taskcreds
 from taskcreds import AccessDeniedError, ConfigError
 from taskcreds.errors import EndpointUnreachableError
 from taskcreds.upload import Uploader
+from taskcreds.upload._crt import Sent
 from taskcreds_demo.seaweed import SeaweedFS
 
 from .test_upload import uploader_for
@@ -86,6 +88,28 @@ def test_upload_dir_files_go_through_the_crt(
         outcome = uploader.upload_dir(tmp_path)
     assert not outcome.failed
     assert len(outcome.uploaded) == 20
+
+
+def requests_alive() -> int:
+    """How many CRT requests are still held after a full collection."""
+    gc.collect()
+    return sum(isinstance(thing, Sent) for thing in gc.get_objects())
+
+
+def test_upload_dir_keeps_no_request_once_it_returns(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, tmp_path: Any
+) -> None:
+    # Each request's callback is held by the CRT until the request is freed: a callback that
+    # led back to the request would make a cycle the collector cannot see, and every file's
+    # body and request objects would stay in memory for good.
+    for index in range(50):
+        (tmp_path / f"f{index}.bin").write_bytes(b"%d" % index * 500)
+    before = requests_alive()
+    with uploader_for(seaweed, provider) as uploader:
+        no_botocore_put(uploader)
+        outcome = uploader.upload_dir(tmp_path)
+        assert len(outcome.uploaded) == 50
+        assert requests_alive() == before
 
 
 def test_engine_botocore_sends_through_botocore(

@@ -20,7 +20,7 @@ from taskcreds.upload import Uploader
 from taskcreds_demo.seaweed import SeaweedFS
 
 from .test_upload import uploader_for
-from .test_upload_crt import head
+from .test_upload_crt import head, requests_alive
 
 MiB = 1024 * 1024
 SIZE = 12 * MiB + 4321  # three parts of 5 MiB
@@ -83,6 +83,18 @@ def test_a_file_is_sent_in_parts_by_the_crt_with_its_options(
     assert result.checksum_algorithm == "CRC32C"
     assert result.checksum == stored["ChecksumCRC32C"]
     assert sorted(progress) == sorted([5 * MiB, 5 * MiB, SIZE - 10 * MiB])  # as parts end
+
+
+def test_parts_keep_no_request_once_the_upload_returns(
+    seaweed: SeaweedFS, provider: taskcreds.CredentialProvider, tmp_path: Path
+) -> None:
+    data = write_file(tmp_path / "big.bin", SIZE, seed=5)
+    before = requests_alive()
+    with multipart_uploader(seaweed, provider) as uploader:
+        parts_only_through_the_crt(uploader)
+        uploader.upload_file(tmp_path / "big.bin", "leak/big.bin")
+        uploader.upload_bytes(data, "leak/big-bytes.bin")
+        assert requests_alive() == before
 
 
 @pytest.mark.parametrize("algorithm", ["CRC32", "SHA256"])
