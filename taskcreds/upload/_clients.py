@@ -9,10 +9,12 @@ once when S3 calls them expired) and records its responses in the uploader's led
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from taskcreds.errors import ConfigError
 from taskcreds.provider import CredentialProvider
@@ -26,6 +28,11 @@ if TYPE_CHECKING:
     from s3transfer.manager import TransferManager
 
     from taskcreds.upload._crt import CrtPut
+
+#: A host name, IPv4 or bracketed IPv6 address, and an optional port.
+_PLAIN_HOST = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d+)?"
+)
 
 #: Which engine sends single-request objects: the CRT where it can, or botocore always.
 ENGINES = ("auto", "botocore")
@@ -125,7 +132,7 @@ class Clients:
             return None
         if self._crt is not None:
             return self._crt
-        client = self.client(overwrite=True)  # botocore resolves the endpoint and region
+        endpoint_url, region = self._given_endpoint() or self._resolved_endpoint()
         with self._lock:
             if self._crt is None and self._crt_wanted:
                 from taskcreds.upload._crt import CrtPut, crt_available
@@ -136,9 +143,9 @@ class Clients:
                 settings = self._settings
                 try:
                     self._crt = CrtPut(
-                        endpoint_url=client.meta.endpoint_url,
+                        endpoint_url=endpoint_url,
                         path_style=self._path_style(),
-                        region=client.meta.region_name or "us-east-1",
+                        region=region,
                         provider=self._provider,
                         max_attempts=settings.max_attempts,
                         refresh=self._expired_refresh().force,
@@ -148,6 +155,25 @@ class Clients:
                     logger.warning("the AWS CRT cannot be used here; botocore sends: %s", exc)
                     self._crt_wanted = False
             return self._crt
+
+    def _given_endpoint(self) -> tuple[str, str] | None:
+        """The endpoint and region the caller gave, when both were given: botocore would send
+        to that URL, path-style, so no botocore client (a fifth of a second to make, most of
+        it loading S3's service model) is needed to know where the CRT sends."""
+        settings = self._settings
+        endpoint, region = settings.endpoint_url, settings.region_name
+        if not endpoint or not region:
+            return None
+        parts = urlsplit(endpoint)
+        plain_host = _PLAIN_HOST.fullmatch(parts.netloc)
+        if parts.scheme not in ("http", "https") or not plain_host or parts.query:
+            return None  # anything unusual: botocore's client takes it, or says what is wrong
+        return endpoint, region
+
+    def _resolved_endpoint(self) -> tuple[str, str]:
+        """Where botocore sends S3 requests from this uploader, and for which region."""
+        client = self.client(overwrite=True)
+        return client.meta.endpoint_url, client.meta.region_name or "us-east-1"
 
     def _path_style(self) -> bool:
         settings = self._settings

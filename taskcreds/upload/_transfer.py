@@ -11,7 +11,6 @@ from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
-from s3transfer.subscribers import BaseSubscriber
 
 from taskcreds.errors import TaskCredsError
 from taskcreds.upload import _crt_multipart
@@ -164,8 +163,9 @@ def _put_in_parts(
                     progress=counter.add,
                 )
                 return
+    subscribers: list[Any] = [counter]  # s3transfer calls the on_<event> methods it has
     uploader._clients.manager(overwrite=overwrite).upload(
-        source, uploader.bucket, key, extra_args, [counter]
+        source, uploader.bucket, key, extra_args, subscribers
     ).result()
 
 
@@ -235,8 +235,10 @@ class ByteBudget:
                 self._changed.notify_all()
 
 
-class ByteCounter(BaseSubscriber):
-    """An s3transfer subscriber that totals bytes sent and forwards them to a callback."""
+class ByteCounter:
+    """An s3transfer subscriber (s3transfer calls the ``on_<event>`` methods a subscriber has,
+    so s3transfer is imported only by the uploads that use it) that totals bytes sent and
+    forwards them to a callback."""
 
     def __init__(self, progress: Progress | None) -> None:
         self._progress = progress
