@@ -366,7 +366,7 @@ class _Uploads:
         self._digests = digests
         self._options = options
         self.outcomes: list[UploadResult | FailedFile | None] = [None] * len(todo)
-        #: (index, future) from the pool; (lane, file) from the CRT lane.
+        #: (index, future) from the pool; (lane, index) from the CRT lane.
         self._ended: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._pool_busy = 0
         self._pool: ThreadPoolExecutor | None = None
@@ -386,8 +386,9 @@ class _Uploads:
             for index in range(start, len(self._todo)):
                 item = self._todo[index]
                 if lane is not None and lane.fits(item):
-                    while lane.busy:
-                        self._handle_next()
+                    if lane.busy:
+                        while not lane.has_room:
+                            self._handle_next()
                     if lane.send(index, item):
                         continue
                 self._to_pool(index)
