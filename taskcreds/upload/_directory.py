@@ -74,6 +74,10 @@ class Listed:
         """The file's name as listed (a symlink's own name, not its target's)."""
         return os.path.basename(self.path)
 
+    def failed(self, error: TaskCredsError | OSError) -> FailedFile:
+        """This file, not uploaded because of ``error``."""
+        return FailedFile(self.path, self.key, str(error), error)
+
 
 def listed_path(root: str, parts: tuple[str, ...]) -> str:
     """``str(Path(root, *parts))`` for names from a listing (none holds a '/' or is '.' or
@@ -237,7 +241,7 @@ class _Run:
                 with os.fdopen(self.open_listed(tree, item), "rb") as handle:
                     digest = _sha256(handle)
             except (OSError, UploadError) as exc:  # vanished, unreadable or swapped: it alone
-                return item.key, _failed(item, exc), False
+                return item.key, item.failed(exc), False
             return item.key, digest, self.remote_digest(item.key) == digest
 
         digests = {}
@@ -284,9 +288,9 @@ class _Run:
                 )
                 return replace(uploaded, path=item.path), False
         except TaskCredsError as exc:
-            return _failed(item, exc), _fails_every_file(exc)
+            return item.failed(exc), _fails_every_file(exc)
         except OSError as exc:
-            return _failed(item, exc), False
+            return item.failed(exc), False
 
     def upload_many(
         self,
@@ -441,10 +445,6 @@ def _sha256(handle: IO[bytes]) -> str:
     for block in iter(lambda: handle.read(MiB), b""):
         digest.update(block)
     return digest.hexdigest()
-
-
-def _failed(item: Listed, error: TaskCredsError | OSError) -> FailedFile:
-    return FailedFile(item.path, item.key, str(error), error)
 
 
 def _fails_every_file(error: TaskCredsError) -> bool:

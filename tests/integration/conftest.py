@@ -10,8 +10,8 @@ import pytest
 
 import taskcreds
 from taskcreds.local import AgentServer, Faults, RotatingSource
-from taskcreds_demo.seaweed import SeaweedError, SeaweedFS, find_weed
-from tests.conftest import unavailable
+from taskcreds_demo.seaweed import SeaweedFS
+from tests.conftest import running_seaweed
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/AppA"
 
@@ -43,14 +43,5 @@ def full_uri_environ(url: str) -> dict[str, str]:
 @pytest.fixture
 def short_lived_seaweed() -> Iterator[SeaweedFS]:
     """Its own SeaweedFS whose STS sessions live 10 s; stopped (by PID) at the end."""
-    if find_weed() is None:
-        unavailable("no 'weed' binary next to the interpreter or on PATH")
-    server = SeaweedFS(token_duration="10s")
-    try:
-        server.start()
-    except SeaweedError as exc:
-        unavailable(str(exc))
-    try:
+    with running_seaweed(token_duration="10s") as server:
         yield server
-    finally:
-        server.stop()

@@ -45,8 +45,8 @@ from taskcreds.local import AgentServer
 from taskcreds.policy import DEFAULT_FEATURES, FEATURES
 from taskcreds.upload import Uploader
 from taskcreds.upload._errors import translate
-from taskcreds_demo.seaweed import SeaweedError, SeaweedFS, find_weed
-from tests.conftest import unavailable
+from taskcreds_demo.seaweed import SeaweedFS
+from tests.conftest import running_seaweed
 
 MiB = 1024 * 1024
 BUCKET = "app-scoped"
@@ -99,21 +99,12 @@ POLICIES = {role: printed_policy(features) for role, features in ROLE_FEATURES.i
 @pytest.fixture(scope="module")
 def sw() -> Iterator[SeaweedFS]:
     """SeaweedFS whose roles each hold one generated policy and nothing else."""
-    if find_weed() is None:
-        unavailable("no 'weed' binary next to the interpreter or on PATH")
-    server = SeaweedFS(
+    with running_seaweed(
         roles={"Scoped": BUCKET},
         buckets=[BUCKET, OTHER_BUCKET],
         role_policies=POLICIES,
-    )
-    try:
-        server.start()
-    except SeaweedError as exc:
-        unavailable(str(exc))
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 UploaderFactory = Callable[..., Uploader]
