@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 import taskcreds
+from taskcreds.broker import Broker
 from taskcreds.local import AgentServer, Faults, RotatingSource
 from taskcreds_demo.seaweed import SeaweedFS
 from tests.conftest import running_seaweed
@@ -21,6 +22,20 @@ def agent() -> Iterator[AgentServer]:
     server = AgentServer(RotatingSource(role_arn=ROLE_ARN, lifetime=3600), faults=Faults())
     with server:
         yield server
+
+
+@pytest.fixture
+def upstream() -> Iterator[AgentServer]:
+    """The agent a broker takes its credentials from (a module may define its own)."""
+    with AgentServer(RotatingSource(role_arn=ROLE_ARN, lifetime=3600), faults=Faults()) as server:
+        yield server
+
+
+@pytest.fixture
+def broker(upstream: AgentServer) -> Iterator[Broker]:
+    """A broker in this process, on ``upstream``."""
+    with Broker(environ=upstream.environment()) as running:
+        yield running
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,18 +28,6 @@ from ._broker_client import get
 from .conftest import ROLE_ARN
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def upstream() -> Iterator[AgentServer]:
-    with AgentServer(RotatingSource(role_arn=ROLE_ARN, lifetime=3600), faults=Faults()) as server:
-        yield server
-
-
-@pytest.fixture
-def broker(upstream: AgentServer) -> Iterator[Broker]:
-    with Broker(environ=upstream.environment()) as running:
-        yield running
 
 
 def token_of(broker: Broker) -> str:

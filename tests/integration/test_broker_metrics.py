@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
 
@@ -33,7 +32,7 @@ from taskcreds.broker._stats import (
     MAX_USER_AGENTS,
     Ledger,
 )
-from taskcreds.local import AgentServer, Faults, RotatingSource
+from taskcreds.local import AgentServer
 from taskcreds.telemetry import REFRESH_KINDS, ProviderStats
 
 from ._broker_client import get
@@ -57,18 +56,6 @@ FAMILIES = {
     "taskcreds_broker_requests": "counter",
     "taskcreds_broker_uptime_seconds": "gauge",
 }
-
-
-@pytest.fixture
-def upstream() -> Iterator[AgentServer]:
-    with AgentServer(RotatingSource(role_arn=ROLE_ARN, lifetime=3600), faults=Faults()) as server:
-        yield server
-
-
-@pytest.fixture
-def broker(upstream: AgentServer) -> Iterator[Broker]:
-    with Broker(environ=upstream.environment()) as running:
-        yield running
 
 
 def ask(broker: Broker, path: str, *, token: str | None, user_agent: str | bytes) -> int:
