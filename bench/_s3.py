@@ -84,6 +84,21 @@ class S3Bench:
         total = total_after - machine_before[1]
         return Sample(measured, server_cpu, busy / total if total else 0.0)
 
+    def pin_server(self) -> set[int]:
+        """Put every thread of the SeaweedFS process on this machine's last CPU and this process
+        (so every client started after) on the others: the CPUs the clients may use. Then the
+        server's CPU per object is its own, not shared with a client's."""
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2 or self.seaweed.pid is None:
+            raise RuntimeError(f"pinning needs 2 CPUs and a running server (have {len(cpus)})")
+        server, clients = {cpus[-1]}, set(cpus[:-1])
+        for task in Path(f"/proc/{self.seaweed.pid}/task").iterdir():
+            # Threads started later inherit the affinity of the thread that starts them.
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(int(task.name), server)
+        os.sched_setaffinity(0, clients)
+        return clients
+
     def object_sizes(self, prefix: str) -> dict[str, int]:
         sizes: dict[str, int] = {}
         with contextlib.closing(self.seaweed.admin_client("s3")) as s3:

@@ -1,11 +1,13 @@
 """The transfer-engine comparison behind taskcreds' choice (docs/performance.md, "Engines").
 
-``python -m bench.engines [--files N] [--big-mib M] [--rounds R]``: against one local SeaweedFS
+``python -m bench.engines [--files N] [--big-mib M] [--rounds R] [--pin]``: against one local SeaweedFS
 and AppA's STS session, interleaved rounds of N × 8 KiB files (and, with ``--big-mib``, one file
 of M MiB) through taskcreds' ``Uploader``, s5cmd, the CRT S3 client made directly (plain, and
 with CRC32C and If-None-Match) and, when installed, obstore. Prints files/s (or MiB/s) and the
-client's CPU-seconds per run. Not part of ``make bench``: obstore is not a dependency, and the
-figures are for choosing, not for a goal.
+client's CPU-seconds per run, and the server's CPU per object. With ``--pin`` SeaweedFS runs on
+the last CPU and the clients on the others, so each client's cost to the server is measured
+apart from its own (the server then bounds every client's throughput). Not part of ``make
+bench``: obstore is not a dependency, and the figures are for choosing, not for a goal.
 """
 
 from __future__ import annotations
@@ -50,8 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--big-mib", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--pin", action="store_true", help="the server on the last CPU, the clients on the others"
+    )
     args = parser.parse_args(argv)
-    compare(files=args.files, big_mib=args.big_mib, rounds=args.rounds)
+    compare(files=args.files, big_mib=args.big_mib, rounds=args.rounds, pin=args.pin)
     return 0
 
 
@@ -62,6 +67,7 @@ def compare(
     rounds: int,
     seaweed: SeaweedFS | None = None,
     only: tuple[str, ...] = ENGINES,
+    pin: bool = False,
 ) -> None:
     """Run the comparison (the engines in ``only``) and print one line per engine and round."""
     engines = [
@@ -72,6 +78,8 @@ def compare(
     if len(engines) < len(only):
         print("obstore is not installed (pip install obstore): left out")
     with temp_dir("engines") as work, s3_bench(seaweed) as bench:
+        if pin:
+            print(f"SeaweedFS pinned; clients on CPUs {sorted(bench.pin_server())}")
         tree = make_tree(work / "small", files)
         trees = [("small", tree, files)]
         if big_mib:
@@ -94,7 +102,8 @@ def compare(
                     )
                     print(
                         f"{label} round {round_number} {engine:15} {rate}  client "
-                        f"{sample.measured.cpu:5.2f} CPU-s  server {sample.server_cpu:5.2f} CPU-s  "
+                        f"{sample.measured.cpu:5.2f} CPU-s  server {sample.server_cpu:5.2f} CPU-s "
+                        f"({sample.server_cpu / count * 1000:5.2f} ms/object)  "
                         f"stored {stored}/{count}",
                         flush=True,
                     )

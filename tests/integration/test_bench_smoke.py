@@ -8,6 +8,8 @@ local credentials endpoint, and the session's SeaweedFS for the upload benchmark
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +30,7 @@ from bench._auditlog import lines
 from bench._common import MiB
 from taskcreds.audit import parse_line
 from taskcreds_demo.seaweed import SeaweedFS
+from tests.conftest import running_seaweed
 
 _RESULT_FIELDS = {"id", "title", "ours", "peer", "ratio", "goal", "met", "rows", "details"}
 _ROW_FIELDS = {"id", "what", "unit", "ours", "peer", "peer_name", "ratio", "goal", "met"}
@@ -99,3 +102,29 @@ def test_engine_comparison_runs(seaweed: SeaweedFS, capsys: pytest.CaptureFixtur
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("small")]
     assert {line.split()[3] for line in lines} >= {"taskcreds", "s5cmd", "crt", "crt-checked"}
     assert all("stored 10/10" in line for line in lines)
+
+
+def test_engine_comparison_pins_the_server_apart_from_the_clients(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A server of its own: pinning the session's would hold every later test to one CPU.
+    cpus = os.sched_getaffinity(0)
+    with running_seaweed() as server:
+        try:
+            if len(cpus) < 2:
+                with pytest.raises(RuntimeError, match="needs 2 CPUs"):
+                    engines.compare(files=5, big_mib=0, rounds=1, seaweed=server, pin=True)
+                return
+            engines.compare(files=5, big_mib=0, rounds=1, seaweed=server, only=("crt",), pin=True)
+            assert server.pid is not None
+            threads = list(Path(f"/proc/{server.pid}/task").iterdir())
+            assert {frozenset(os.sched_getaffinity(int(t.name))) for t in threads} == {
+                frozenset({max(cpus)})
+            }
+            assert os.sched_getaffinity(0) == cpus - {max(cpus)}
+        finally:
+            os.sched_setaffinity(0, cpus)
+    out = capsys.readouterr().out
+    assert "SeaweedFS pinned; clients on CPUs" in out
+    assert "stored 5/5" in out
+    assert "ms/object" in out
