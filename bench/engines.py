@@ -1,13 +1,14 @@
 """The transfer-engine comparison behind taskcreds' choice (docs/performance.md, "Engines").
 
-``python -m bench.engines [--files N] [--big-mib M] [--rounds R] [--pin]``: against one local SeaweedFS
-and AppA's STS session, interleaved rounds of N × 8 KiB files (and, with ``--big-mib``, one file
-of M MiB) through taskcreds' ``Uploader``, s5cmd, the CRT S3 client made directly (plain, and
-with CRC32C and If-None-Match) and, when installed, obstore. Prints files/s (or MiB/s) and the
-client's CPU-seconds per run, and the server's CPU per object. With ``--pin`` SeaweedFS runs on
-the last CPU and the clients on the others, so each client's cost to the server is measured
-apart from its own (the server then bounds every client's throughput). Not part of ``make
-bench``: obstore is not a dependency, and the figures are for choosing, not for a goal.
+``python -m bench.engines [--files N] [--big-mib M] [--rounds R] [--pin]``: against one local
+SeaweedFS and AppA's STS session, interleaved rounds of N × 8 KiB files (and, with
+``--big-mib``, one file of M MiB) through taskcreds' ``Uploader``, s5cmd, the CRT S3 client made
+directly (plain, and with CRC32C and If-None-Match) and, when installed, obstore. Prints files/s
+(or MiB/s), the client's CPU-seconds per run and the server's CPU per object. With ``--pin``
+SeaweedFS runs on the last CPU and the clients on the others, so each client's cost to the
+server is measured apart from its own (the server then bounds every client's throughput). Not
+part of ``make bench``: obstore is not a dependency, and the figures are for choosing, not for a
+goal.
 """
 
 from __future__ import annotations
