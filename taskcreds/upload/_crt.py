@@ -50,6 +50,7 @@ __all__ = [
     "CrtPut",
     "Sent",
     "UploadTransportError",
+    "checksum_header",
     "crt_available",
     "fixed_headers",
     "header_list",
@@ -401,8 +402,13 @@ def header_list(
 ) -> list[tuple[str, str]]:
     headers = [("Content-Length", str(length)), *fixed_headers(extra_args)]
     if checksum is not None:
-        headers.append((f"x-amz-checksum-{algorithm.lower()}", checksum))
+        headers.append((checksum_header(algorithm), checksum))
     return headers
+
+
+def checksum_header(algorithm: str) -> str:
+    """The header that carries a body's ``algorithm`` checksum (``x-amz-checksum-crc32c``...)."""
+    return f"x-amz-checksum-{algorithm.lower()}"
 
 
 def fixed_headers(extra_args: Mapping[str, Any]) -> list[tuple[str, str]]:

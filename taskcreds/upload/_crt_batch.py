@@ -35,6 +35,7 @@ from taskcreds.upload._crt import (
     CrtPut,
     Sent,
     UploadTransportError,
+    checksum_header,
     fixed_headers,
     headers_are_sendable,
     is_redirect,
@@ -259,7 +260,7 @@ class LaneHeaders:
             common["Metadata"] = metadata
         self._common = common
         self._fixed = fixed_headers(common)
-        self._checksum_header = f"x-amz-checksum-{self.algorithm.lower()}"
+        self._checksum_header = checksum_header(self.algorithm)
         #: Content type (or None: not sendable) by what of a name decides it (its suffixes).
         self._types: dict[str, str | None] = {}
 

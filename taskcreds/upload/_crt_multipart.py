@@ -33,7 +33,7 @@ from urllib.parse import quote
 from botocore.exceptions import ClientError
 
 from taskcreds.upload._checksums import body_checksum
-from taskcreds.upload._crt import CrtPut, Sent, UploadTransportError
+from taskcreds.upload._crt import CrtPut, Sent, UploadTransportError, checksum_header
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -204,7 +204,7 @@ class _PartSender:
             part.checksum = body_checksum(body, self._algorithm)
         headers = [("Content-Length", str(part.length))]
         if part.checksum is not None:
-            headers.append((f"x-amz-checksum-{self._algorithm.lower()}", part.checksum))
+            headers.append((checksum_header(self._algorithm), part.checksum))
         query = f"?partNumber={part.number}&uploadId={quote(self._upload_id, safe='')}"
         ended, number = self.ended, part.number
         part.sent = self._engine.submit(
